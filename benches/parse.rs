@@ -1,0 +1,2 @@
+//! Parser throughput (filled in with the parser).
+fn main() {}

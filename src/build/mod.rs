@@ -1,0 +1,1 @@
+//! build: not written yet.

@@ -1,0 +1,1 @@
+//! dag: not written yet.

@@ -1,0 +1,1 @@
+//! Word expansion: not written yet.

@@ -1,0 +1,1 @@
+//! explain: not written yet.

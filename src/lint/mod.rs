@@ -1,0 +1,1 @@
+//! lint: not written yet.
