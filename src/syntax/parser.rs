@@ -471,12 +471,12 @@ impl<'a> Parser<'a> {
             })
             .collect();
         for e in flags::validate_flags(keyword, &flags) {
-            let kind = if e.message.starts_with("unknown flag") {
-                ParseErrorKind::UnknownFlag
+            let (kind, label) = if e.message.starts_with("unknown flag") {
+                (ParseErrorKind::UnknownFlag, "unknown flag")
             } else {
-                ParseErrorKind::InvalidFlag
+                (ParseErrorKind::InvalidFlag, "invalid flag")
             };
-            let mut err = ParseError::new(kind, e.message, e.span);
+            let mut err = ParseError::new(kind, e.message, e.span).with_label(label);
             if let Some(h) = e.help {
                 err = err.with_help(h);
             }
@@ -504,7 +504,8 @@ impl<'a> Parser<'a> {
 
     fn flag_errors(&mut self, errors: Vec<flags::FlagError>) {
         for e in errors {
-            let mut err = ParseError::new(ParseErrorKind::InvalidFlag, e.message, e.span);
+            let mut err = ParseError::new(ParseErrorKind::InvalidFlag, e.message, e.span)
+                .with_label("invalid value");
             if let Some(h) = e.help {
                 err = err.with_help(h);
             }
