@@ -21,6 +21,7 @@ mod pattern;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 
 pub use lex::MAX_NESTING;
 
@@ -84,6 +85,28 @@ impl<K: AsRef<str>, V: AsRef<str>, const N: usize> VarLookup for [(K, V); N] {
 impl<A: VarLookup, B: VarLookup> VarLookup for (A, B) {
     fn lookup(&self, name: &str) -> Option<&str> {
         self.0.lookup(name).or_else(|| self.1.lookup(name))
+    }
+}
+
+/// Variables from a function, e.g. a closure over several maps:
+/// `FnLookup::new(|name| env.get(name).or_else(|| args.get(name)).map(String::as_str))`.
+pub struct FnLookup<'a, F> {
+    f: F,
+    _values: PhantomData<&'a str>,
+}
+
+impl<'a, F: Fn(&str) -> Option<&'a str>> FnLookup<'a, F> {
+    pub fn new(f: F) -> Self {
+        Self {
+            f,
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<'a, F: Fn(&str) -> Option<&'a str>> VarLookup for FnLookup<'a, F> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        (self.f)(name)
     }
 }
 

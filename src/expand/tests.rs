@@ -370,6 +370,12 @@ fn lookups_over_maps_lists_and_scopes() {
     assert_eq!(lx.process_word("$A", &list).unwrap().value, "2");
     assert_eq!(lx.process_word("$A", &(&tree, &hash)).unwrap().value, "t");
     assert_eq!(lx.process_word("${A-u}", &()).unwrap().value, "u");
+    let layered = FnLookup::new(|name: &str| {
+        hash.get(name)
+            .or_else(|| tree.get(name))
+            .map(String::as_str)
+    });
+    assert_eq!(lx.process_word("$A${B-x}", &layered).unwrap().value, "hx");
 }
 
 #[test]
@@ -491,6 +497,23 @@ fn nested(depth: usize) -> String {
 #[test]
 fn nesting_up_to_the_limit_works() {
     assert_eq!(expand(&nested(MAX_NESTING)), "x");
+}
+
+#[test]
+fn nesting_limit_fits_in_a_one_mebibyte_stack() {
+    // Quotes add frames per level; unoptimised builds use ~5 KiB a level.
+    let word = format!(
+        "{}x{}",
+        "${a:-\"".repeat(MAX_NESTING),
+        "\"}".repeat(MAX_NESTING)
+    );
+    let value = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || Lexer::new('\\').process_word(&word, &()).map(|e| e.value))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(value.unwrap(), "x");
 }
 
 #[test]
