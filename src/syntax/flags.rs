@@ -574,27 +574,85 @@ pub fn parse_mount(value: &str) -> Result<Mount, FlagError> {
             span,
         });
     }
-    // Bind mounts are read-only unless `rw`; other types are writable unless `ro`.
+    // Cache and tmpfs mounts are writable unless `ro`; the others read-only unless `rw`.
     mount.readonly = match rw_explicit {
         Some(rw) => !rw,
-        None => mount.kind == MountType::Bind,
+        None => !matches!(mount.kind, MountType::Cache | MountType::Tmpfs),
     };
-    if matches!(
+    let whole = Span::new(0, value.len());
+    let type_name = match mount.kind {
+        MountType::Bind => "bind",
+        MountType::Cache => "cache",
+        MountType::Tmpfs => "tmpfs",
+        MountType::Secret => "secret",
+        MountType::Ssh => "ssh",
+    };
+    let option_span = |key: &str| {
+        mount
+            .options
+            .iter()
+            .find(|o| o.key == key)
+            .map_or(whole, |o| o.span)
+    };
+    let file_info_allowed = matches!(
         mount.kind,
-        MountType::Bind | MountType::Cache | MountType::Tmpfs
-    ) && mount.target.is_none()
-    {
-        return Err(FlagError {
-            message: format!(
-                "a {} mount needs a target",
-                serde_json::to_value(mount.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            ),
-            span: Span::new(0, value.len()),
-            help: Some("add `target=/path/in/container`".into()),
-        });
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    );
+    for key in ["mode", "uid", "gid"] {
+        if !file_info_allowed && mount.options.iter().any(|o| o.key == key) {
+            return Err(FlagError::new(
+                format!("{key} is not allowed for {type_name} mounts"),
+                option_span(key),
+            ));
+        }
+    }
+    if mount.required && !matches!(mount.kind, MountType::Secret | MountType::Ssh) {
+        return Err(FlagError::new(
+            format!("unexpected key `required` for mount type {type_name}"),
+            option_span("required"),
+        ));
+    }
+    if mount.options.iter().any(|o| o.key == "size") && mount.kind != MountType::Tmpfs {
+        return Err(FlagError::new(
+            format!("unexpected key `size` for mount type {type_name}"),
+            option_span("size"),
+        ));
+    }
+    if mount.options.iter().any(|o| o.key == "sharing") && mount.kind != MountType::Cache {
+        return Err(FlagError::new(
+            format!("invalid cache sharing set for {type_name} mount"),
+            option_span("sharing"),
+        ));
+    }
+    if let Some(from) = &mount.from {
+        if from.find('$').is_some_and(|i| i + 1 != from.len()) {
+            return Err(FlagError {
+                message: "`from` doesn't support variable expansion".into(),
+                span: option_span("from"),
+                help: Some("define an alias stage (FROM ${VAR} AS name) and mount from it".into()),
+            });
+        }
+    }
+    if mount.kind == MountType::Secret {
+        if mount.from.is_some() {
+            return Err(FlagError::new(
+                "secret mount should not have a from",
+                option_span("from"),
+            ));
+        }
+        if mount.source.is_none() && mount.target.is_none() && mount.id.is_none() {
+            return Err(FlagError {
+                message: "invalid secret mount: one of id, source or target is required".into(),
+                span: whole,
+                help: Some("e.g. --mount=type=secret,id=npmrc".into()),
+            });
+        }
+        if mount.source.is_some() && mount.id.is_some() {
+            return Err(FlagError::new(
+                "both source and id can't be set on a secret mount",
+                whole,
+            ));
+        }
     }
     Ok(mount)
 }
@@ -760,6 +818,9 @@ mod tests {
         assert!(parse_mount("target=/src").unwrap().readonly);
         assert!(!parse_mount("type=bind,target=/src,rw").unwrap().readonly);
         assert!(parse_mount("type=cache,target=/c,ro").unwrap().readonly);
+        assert!(!parse_mount("type=cache,target=/c").unwrap().readonly);
+        // As BuildKit: a bind mount without a target is accepted by the parser.
+        assert!(parse_mount("from=binaries").is_ok());
     }
 
     #[test]
@@ -779,7 +840,10 @@ mod tests {
         assert_eq!(e.help.as_deref(), Some("did you mean `sharing`?"));
         let e = parse_mount("type=volume,target=/x").unwrap_err();
         assert_eq!(e.span, Span::new(0, 11));
-        assert!(parse_mount("type=cache").is_err());
+        assert!(parse_mount("type=secret").is_err());
+        assert!(parse_mount("type=bind,target=/x,mode=0644").is_err());
+        assert!(parse_mount("type=cache,target=/x,required").is_err());
+        assert!(parse_mount("type=bind,target=/x,from=$STAGE").is_err());
         assert!(parse_mount("type=cache,target=/x,mode=999").is_err());
         assert!(parse_mount("type=tmpfs,target=/x,size=64m").unwrap().size == Some(64 << 20));
     }

@@ -20,3 +20,6 @@ pub use ast::*;
 pub use error::{ParseError, ParseErrorKind, ParseReport};
 pub use parser::{parse, parse_str, ParseOutput};
 pub use span::{Position, SourceFile, Span};
+
+#[cfg(test)]
+mod tests;

@@ -310,7 +310,10 @@ mod tests {
         assert_eq!((m.name.as_str(), m.chomp, m.expand), ("EOT", true, false));
         let m = heredoc_marker(r#"3<<"E O""#).unwrap();
         assert_eq!((m.name.as_str(), m.expand), ("E O", false));
-        assert!(heredoc_marker("<<E O").is_none(), "two words are not a delimiter");
+        assert!(
+            heredoc_marker("<<E O").is_none(),
+            "two words are not a delimiter"
+        );
         let m = heredoc_marker("3<<EOF").unwrap();
         assert_eq!(m.fd, Some(3));
         assert!(heredoc_marker("<<").is_none());
