@@ -5,25 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln::dag::{build_graph, expand_word, Base, BuildOptions, DagError, Scope, StageScope};
+use kiln::dag::{build_graph, expandable_words, Base, BuildOptions, DagError, Scope, StageScope};
 use kiln::expand::Lexer;
-use kiln::syntax::{parse, Dockerfile, InstructionKind, SourceFile, Word};
-
-/// The words of an instruction that BuildKit expands (flags aside).
-fn expanded_words(kind: &InstructionKind) -> Vec<&Word> {
-    match kind {
-        InstructionKind::Add(c) | InstructionKind::Copy(c) => {
-            c.sources.iter().chain(std::iter::once(&c.dest)).collect()
-        }
-        InstructionKind::Label(kvs) => kvs.iter().flat_map(|kv| [&kv.key, &kv.value]).collect(),
-        InstructionKind::Expose(words) => words.iter().collect(),
-        InstructionKind::Volume(paths) => paths.paths.iter().collect(),
-        InstructionKind::User(w) | InstructionKind::Workdir(w) | InstructionKind::Stopsignal(w) => {
-            vec![w]
-        }
-        _ => Vec::new(),
-    }
-}
+use kiln::syntax::{parse, Dockerfile, SourceFile};
 
 /// Walks every stage as a build would (base images with an empty Env) and
 /// returns the words that failed to expand.
@@ -40,8 +24,13 @@ fn expansion_failures(df: &Dockerfile, graph: &kiln::dag::BuildGraph) -> Vec<Str
         let mut scope = StageScope::new(initial, &graph.globals, &options.build_args, lexer);
         for &i in &stage.instructions {
             let instruction = &df.instructions[i];
-            for word in expanded_words(&instruction.kind) {
-                if let Err(e) = expand_word(&lexer, word, scope.vars()) {
+            for e in expandable_words(instruction) {
+                let result = if e.role.splits_fields() {
+                    scope.expand_fields(&e.word).map(|_| ())
+                } else {
+                    scope.expand(&e.word).map(|_| ())
+                };
+                if let Err(e) = result {
                     failures.push(format!("{e}: {:?}", e.source.kind));
                 }
             }

@@ -14,6 +14,7 @@
 //! built from what is valid. Executing stages is `build`'s job.
 
 pub mod scope;
+pub mod words;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -23,6 +24,7 @@ use crate::syntax::{Dockerfile, Instruction, InstructionKind, Span, Word};
 pub use scope::{
     automatic_args, expand_word, BuildOptions, Platform, Scope, StageScope, WordError, DEFAULT_PATH,
 };
+pub use words::{expandable_words, ExpandableWord, Role};
 
 /// Stage names BuildKit reserves: `scratch` is the empty image, `context`
 /// the build context.

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::expand::{ExpandError, Lexer, VarLookup};
+use crate::expand::{ExpandError, Expanded, Lexer, VarLookup};
 use crate::syntax::{Instruction, InstructionKind, Span, Word};
 
 /// PATH that BuildKit gives every non-Windows stage whose image sets none.
@@ -229,11 +229,15 @@ pub fn expand_word(lexer: &Lexer, word: &Word, env: &dyn VarLookup) -> Result<St
     lexer
         .process_word(&word.text, env)
         .map(|e| e.value)
-        .map_err(|source| WordError {
-            text: word.text.clone(),
-            span: error_span(word, source.offset),
-            source,
-        })
+        .map_err(|source| word_error(word, source))
+}
+
+fn word_error(word: &Word, source: ExpandError) -> WordError {
+    WordError {
+        text: word.text.clone(),
+        span: error_span(word, source.offset),
+        source,
+    }
 }
 
 /// Source span of byte `offset` into `word`'s text.
@@ -282,6 +286,20 @@ impl<'g> StageScope<'g> {
 
     pub fn into_vars(self) -> Scope {
         self.vars
+    }
+
+    /// Expands one word in the current scope, with the variables it used.
+    pub fn expand(&self, word: &Word) -> Result<Expanded, WordError> {
+        self.lexer
+            .process_word(&word.text, &self.vars)
+            .map_err(|source| word_error(word, source))
+    }
+
+    /// Expands one word and splits it into fields (EXPOSE).
+    pub fn expand_fields(&self, word: &Word) -> Result<(Vec<String>, Expanded), WordError> {
+        self.lexer
+            .process_words_matched(&word.text, &self.vars)
+            .map_err(|source| word_error(word, source))
     }
 
     /// Makes an ARG or ENV instruction take effect; other instructions do

@@ -371,3 +371,22 @@ fn scope_errors_carry_the_span_of_the_dollar() {
     assert_eq!(err.span.start, text.find('$').unwrap());
     assert!(scope.vars().is_empty());
 }
+
+#[test]
+fn stage_scope_expands_words_and_reports_unset_names() {
+    let text = "FROM a\nARG V=1\nWORKDIR /src/$V/$NOPE\nEXPOSE $PORTS\n";
+    let (df, out) = graph_with(text, &options());
+    let g = out.graph;
+    let build_args = BTreeMap::new();
+    let initial = Scope::from_pairs([("PORTS", "80 443/udp")]);
+    let mut scope = StageScope::new(initial, &g.globals, &build_args, Lexer::new(df.escape));
+    scope.apply(&df.instructions[1]).unwrap();
+    let workdir = &expandable_words(&df.instructions[2])[0];
+    let e = scope.expand(&workdir.word).unwrap();
+    assert_eq!(e.value, "/src/1/");
+    assert_eq!(e.unmatched.iter().collect::<Vec<_>>(), ["NOPE"]);
+    let port = &expandable_words(&df.instructions[3])[0];
+    assert!(port.role.splits_fields());
+    let (fields, _) = scope.expand_fields(&port.word).unwrap();
+    assert_eq!(fields, ["80", "443/udp"]);
+}
