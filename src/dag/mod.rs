@@ -321,39 +321,38 @@ pub fn build_graph(df: &Dockerfile, options: &BuildOptions) -> GraphOutput {
     // Edges: `--from` may name any stage (BuildKit resolves names after
     // reading all stages), but only an earlier one can be used.
     for index in 0..stages.len() {
-        let mut deps = Vec::new();
+        let mut refs: Vec<(Reference<'_>, DepKind)> = Vec::new();
         for &i in &stages[index].instructions {
-            let instruction = &df.instructions[i];
-            for (value, span, kind) in references(instruction) {
-                if let Some(dep) =
-                    resolve(value, span, kind, i, index, &stages, &names, &mut errors)
-                {
-                    deps.push(dep);
-                }
-            }
+            refs.extend(
+                references(&df.instructions[i], i)
+                    .into_iter()
+                    .map(|r| (r, r.kind)),
+            );
         }
         // ONBUILD triggers of the base stage run here.
         if let Base::Stage(parent) = stages[index].base {
             for &i in &stages[parent].instructions {
-                let InstructionKind::Onbuild(inner) = &df.instructions[i].kind else {
-                    continue;
-                };
-                for (value, span, _) in references(inner) {
-                    if let Some(dep) = resolve(
-                        value,
-                        span,
-                        DepKind::Onbuild,
-                        i,
-                        index,
-                        &stages,
-                        &names,
-                        &mut errors,
-                    ) {
-                        deps.push(dep);
-                    }
+                if let InstructionKind::Onbuild(inner) = &df.instructions[i].kind {
+                    refs.extend(
+                        references(inner, i)
+                            .into_iter()
+                            .map(|r| (r, DepKind::Onbuild)),
+                    );
                 }
             }
         }
+        let deps = refs
+            .into_iter()
+            .filter_map(|(r, kind)| {
+                let source = resolve(r, index, &stages, &names, &mut errors)?;
+                Some(Dependency {
+                    kind,
+                    source,
+                    instruction: r.instruction,
+                    span: r.span,
+                })
+            })
+            .collect();
         stages[index].deps = deps;
     }
 
@@ -401,54 +400,62 @@ fn check_stage_name(
     }
 }
 
-/// The `--from` of COPY/ADD and the `from=` of RUN mounts in `instruction`.
-fn references(instruction: &Instruction) -> Vec<(&str, Span, DepKind)> {
+/// A `--from` of COPY/ADD or a `from=` of a RUN mount.
+#[derive(Debug, Clone, Copy)]
+struct Reference<'a> {
+    value: &'a str,
+    span: Span,
+    /// [`DepKind::CopyFrom`] or [`DepKind::MountFrom`]: they resolve differently.
+    kind: DepKind,
+    instruction: usize,
+}
+
+/// The references of `instruction` (index `at`).
+fn references(instruction: &Instruction, at: usize) -> Vec<Reference<'_>> {
+    let reference = |value, span, kind| Reference {
+        value,
+        span,
+        kind,
+        instruction: at,
+    };
     match &instruction.kind {
         InstructionKind::Copy(c) | InstructionKind::Add(c) => c
             .flags
             .from
             .iter()
-            .map(|w| (w.text.as_str(), w.span, DepKind::CopyFrom))
+            .map(|w| reference(w.text.as_str(), w.span, DepKind::CopyFrom))
             .collect(),
         InstructionKind::Run(run) => run
             .flags
             .mounts
             .iter()
-            .filter_map(|m| Some((m.from.as_deref()?, m.span, DepKind::MountFrom)))
+            .filter_map(|m| Some(reference(m.from.as_deref()?, m.span, DepKind::MountFrom)))
             .collect(),
         _ => Vec::new(),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a reference from stage `current` points at, or `None` (with the
+/// error recorded) when it cannot be used.
 fn resolve(
-    value: &str,
-    span: Span,
-    kind: DepKind,
-    instruction: usize,
+    r: Reference<'_>,
     current: usize,
     stages: &[Stage],
     names: &HashMap<String, usize>,
     errors: &mut Vec<DagError>,
-) -> Option<Dependency> {
-    let dep = |source| Dependency {
-        kind,
-        source,
-        instruction,
-        span,
-    };
-    // BuildKit rejects any `--from` that expansion would change.
-    if kind != DepKind::MountFrom
-        && Lexer::default()
-            .process_word(value, &())
-            .map_or(true, |e| e.value != value)
+) -> Option<Source> {
+    let span = r.span;
+    let target = if r.kind == DepKind::MountFrom {
+        // Mount sources are looked up by name only, unexpanded.
+        names.get(&r.value.to_lowercase()).copied()
+    } else if Lexer::default()
+        .process_word(r.value, &())
+        .map_or(true, |e| e.value != r.value)
     {
+        // BuildKit rejects any `--from` that expansion would change.
         errors.push(DagError::FromWithVariables { span });
         return None;
-    }
-    let target = if kind == DepKind::MountFrom {
-        names.get(&value.to_lowercase()).copied()
-    } else if let Ok(index) = value.parse::<i64>() {
+    } else if let Ok(index) = r.value.parse::<i64>() {
         match usize::try_from(index).ok().filter(|&i| i < stages.len()) {
             Some(i) => Some(i),
             None => {
@@ -457,18 +464,18 @@ fn resolve(
             }
         }
     } else {
-        names.get(&value.to_lowercase()).copied()
+        names.get(&r.value.to_lowercase()).copied()
     };
     match target {
-        Some(i) if i < current => Some(dep(Source::Stage(i))),
+        Some(i) if i < current => Some(Source::Stage(i)),
         Some(_) => {
             errors.push(DagError::StageNotYetDefined {
-                name: value.to_owned(),
+                name: r.value.to_owned(),
                 span,
             });
             None
         }
-        None => Some(dep(Source::Image(value.to_owned()))),
+        None => Some(Source::Image(r.value.to_owned())),
     }
 }
 

@@ -103,13 +103,21 @@ fn onbuild_triggers_of_the_base_stage_add_edges_to_the_child() {
     let g = graph(
         "FROM alpine AS assets\n\
          FROM alpine AS base\nONBUILD COPY --from=assets /a /a\n\
+         ONBUILD RUN --mount=from=assets,target=/m true\n\
          FROM base\n",
     );
     assert!(g.stages[1].deps.is_empty());
-    let dep = &g.stages[2].deps[0];
+    let got: Vec<(DepKind, &Source, usize)> = g.stages[2]
+        .deps
+        .iter()
+        .map(|d| (d.kind, &d.source, d.instruction))
+        .collect();
     assert_eq!(
-        (dep.kind, &dep.source),
-        (DepKind::Onbuild, &Source::Stage(0))
+        got,
+        [
+            (DepKind::Onbuild, &Source::Stage(0), 2),
+            (DepKind::Onbuild, &Source::Stage(0), 3),
+        ]
     );
 }
 
