@@ -7,11 +7,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod images;
+
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about = "A daemonless Dockerfile build toolchain and linter")]
+#[command(
+    name = "kiln",
+    version,
+    about = "A daemonless Dockerfile build toolchain and linter"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub store: images::StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +32,8 @@ pub enum Command {
     Build,
     /// Explain which instruction produced which layer.
     Explain,
+    #[command(flatten)]
+    Image(images::ImageCommand),
 }
 
 /// Entry point used by `main`: runs the CLI and returns the process exit code.
@@ -37,6 +47,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Image(command) => images::run(&cli.store, command),
         Command::Parse | Command::Lint | Command::Build | Command::Explain => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
