@@ -194,7 +194,16 @@ impl Store {
         for entry in entries {
             let mut entry = entry.map_err(|e| StoreError::io("read archive", path, e))?;
             let raw_name = entry.path_bytes().into_owned();
-            let Some(name) = std::str::from_utf8(&raw_name).ok().and_then(normalize) else {
+            let Ok(name) = std::str::from_utf8(&raw_name) else {
+                continue;
+            };
+            if name.split('/').any(|part| part == "..") {
+                return Err(bad_archive(
+                    path,
+                    format!("member name {name:?} climbs out of the archive with `..`"),
+                ));
+            }
+            let Some(name) = normalize(name) else {
                 continue;
             };
             let kind = entry.header().entry_type();
@@ -741,7 +750,16 @@ impl Read for Gunzipped {
         let Some(hasher) = self.hasher.as_mut() else {
             return Ok(0);
         };
-        let n = self.decoder.read(buf)?;
+        let n = match self.decoder.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // A damaged blob usually breaks the gzip stream before its end: finish
+                // reading it so the error names the blob's digest when that is the cause.
+                io::copy(self.decoder.get_mut(), &mut io::sink())?;
+                let path = self.decoder.get_ref().path().to_path_buf();
+                return Err(super::store::wrap_io("decompress layer", &path, e));
+            }
+        };
         if n > 0 {
             hasher.update(&buf[..n]);
             self.len += n as u64;

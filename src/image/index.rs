@@ -91,9 +91,33 @@ pub fn canonical_json<T: serde::Serialize>(value: &T, what: &str) -> Result<Vec<
     serde_json::to_vec(&sort(value)).map_err(|e| StoreError::json(what, e))
 }
 
+/// Parses every descriptor digest of a manifest or index with the strict grammar (I1), so
+/// that a malformed one is reported as such, by name.
+fn check_digests(value: &Value, what: &str) -> Result<()> {
+    let mut descriptors: Vec<&Value> = Vec::new();
+    for key in ["manifests", "layers"] {
+        if let Some(items) = value.get(key).and_then(Value::as_array) {
+            descriptors.extend(items);
+        }
+    }
+    descriptors.extend(value.get("config"));
+    for descriptor in descriptors {
+        let digest = descriptor
+            .get("digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Digest::parse(digest).map_err(|source| StoreError::BadDigest {
+            what: what.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Parses a manifest, refusing documents that are really an index (catalogue I2).
 pub(crate) fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| StoreError::json(what, e))?;
+    check_digests(&value, what)?;
     if value.get("manifests").is_some() {
         return Err(StoreError::document(
             what,
@@ -116,6 +140,7 @@ pub(crate) fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> 
 /// Parses an index, refusing documents that are really a manifest (catalogue I2).
 pub(crate) fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| StoreError::json(what, e))?;
+    check_digests(&value, what)?;
     if value.get("layers").is_some() || value.get("config").is_some() {
         return Err(StoreError::document(
             what,
