@@ -269,7 +269,7 @@ impl Store {
             while chunk > 0 {
                 writer
                     .write_all(&buf[..chunk])
-                    .map_err(|e| StoreError::io("write blob", writer.temp_path(), e))?;
+                    .map_err(|e| StoreError::io("write a blob into", writer.temp_path(), e))?;
                 if let Some(decoder) = gunzip.as_mut() {
                     if decoder.write_all(&buf[..chunk]).is_err() {
                         gunzip = None;

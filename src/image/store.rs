@@ -200,7 +200,7 @@ impl Store {
         let mut writer = self.blob_writer()?;
         writer
             .write_all(bytes)
-            .map_err(|e| StoreError::io("write blob", writer.temp_path(), e))?;
+            .map_err(|e| StoreError::io("write a blob into", writer.dir(), e))?;
         writer.commit()
     }
 
@@ -489,6 +489,12 @@ impl BlobWriter<'_> {
         &self.path
     }
 
+    /// The directory the blob is written in (named by errors: the temp file is gone by
+    /// the time the user reads them).
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(&self.path)
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.hasher.len()
@@ -512,10 +518,10 @@ impl BlobWriter<'_> {
         };
         let file = writer
             .into_inner()
-            .map_err(|e| StoreError::io("write blob", &self.path, e.into_error()))?;
+            .map_err(|e| StoreError::io("write a blob into", self.dir(), e.into_error()))?;
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .and_then(|()| file.sync_all())
-            .map_err(|e| StoreError::io("write blob", &self.path, e))?;
+            .map_err(|e| StoreError::io("write a blob into", self.dir(), e))?;
         drop(file);
         let (digest, size) = std::mem::take(&mut self.hasher).finish();
         if let Some(expected) = self.expected.take() {
@@ -544,7 +550,7 @@ impl Write for BlobWriter<'_> {
                 self.hasher.update(&buf[..n]);
                 Ok(n)
             }
-            Err(e) => Err(wrap_io("write blob", &self.path, e)),
+            Err(e) => Err(wrap_io("write a blob into", self.dir(), e)),
         }
     }
 
@@ -552,7 +558,7 @@ impl Write for BlobWriter<'_> {
         match self.file.as_mut() {
             Some(file) => file
                 .flush()
-                .map_err(|e| wrap_io("write blob", &self.path, e)),
+                .map_err(|e| wrap_io("write a blob into", self.dir(), e)),
             None => Ok(()),
         }
     }
