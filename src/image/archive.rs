@@ -225,7 +225,9 @@ impl Store {
                 }
                 continue;
             }
-            if !kind.is_file() {
+            // docker save's legacy v1 files (`<id>/VERSION`, `<id>/json`) describe
+            // nothing that manifest.json does not; they are not worth a blob each.
+            if !kind.is_file() || name.ends_with("/VERSION") || name.ends_with("/json") {
                 continue;
             }
             if META_FILES.contains(&name.as_str()) {

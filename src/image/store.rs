@@ -436,10 +436,10 @@ pub(crate) fn create_temp(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
 /// Renames `from` over `to` and fsyncs `to`'s directory so the rename survives a crash.
 pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| StoreError::io("rename into place", to, e))?;
-    if let Some(dir) = to.parent() {
-        sync_dir(dir)?;
+    match to.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
     }
-    Ok(())
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
