@@ -249,3 +249,49 @@ fn disk_full_fails_cleanly_and_leaves_nothing_half_written() {
         "the tmpfs stayed inside the namespace"
     );
 }
+
+/// R1 at named points: a crash just before or after each rename leaves a store that fsck
+/// finds clean and that the next load completes.
+#[test]
+fn crashes_at_commit_points_leave_a_consistent_store() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = vec![
+        layer_tar(&[("a", b"first", 0o644)]),
+        layer_tar(&[("b", &noise(3, 1 << 20), 0o644)]),
+    ];
+    let archive = write(
+        t.path(),
+        "in.tar",
+        &docker_archive(&[Spec::new("pts:1", layers)]),
+    );
+    for point in [
+        "blob-before-rename",
+        "blob-after-rename",
+        "meta-before-rename",
+        "meta-after-rename",
+    ] {
+        let root = t.path().join(point);
+        kiln_ok(&root, &["images"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&root)
+            .args(["load", "-i"])
+            .arg(&archive)
+            .env("KILN_FAULT", point)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().is_none(),
+            "{point}: kiln was expected to crash"
+        );
+        let fsck = kiln(&root, &["fsck"]);
+        assert!(
+            fsck.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        kiln_ok(&root, &["load", "-i", archive.to_str().unwrap()]);
+        assert!(kiln_ok(&root, &["images"]).contains("pts"), "{point}");
+        assert!(kiln_ok(&root, &["fsck"]).contains(": ok"), "{point}");
+    }
+}

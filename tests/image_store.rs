@@ -527,3 +527,27 @@ fn saved_oci_archive_carries_a_docker_manifest() {
     }
     assert!(members.contains_key("oci-layout"));
 }
+
+#[test]
+fn load_reads_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let archive = docker_archive(&[busybox_like()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&archive).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: busybox:latest"
+    );
+}

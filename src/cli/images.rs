@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the operation failed (missing image, corrupt blob, I/O error,
 //! `fsck` found problems), 2 usage errors (bad reference syntax, no store location).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -73,9 +74,9 @@ pub struct TagArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Archive to read.
+    /// Archive to read [default: standard input].
     #[arg(short, long, value_name = "FILE")]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Print nothing on success.
     #[arg(short, long)]
     pub quiet: bool,
@@ -264,8 +265,19 @@ fn tag(root: &Path, args: &TagArgs) -> Result<ExitCode, StoreError> {
 }
 
 fn load(root: &Path, args: &LoadArgs) -> Result<ExitCode, StoreError> {
-    let store = Store::open(root)?;
-    let loaded = store.load(&args.input)?;
+    let loaded = match &args.input {
+        Some(path) => Store::open(root)?.load(path)?,
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!(
+                    "kiln: error: failed to load: no archive given; pass -i FILE or pipe one in"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Store::open(root)?.load_reader(stdin.lock(), Path::new("standard input"))?
+        }
+    };
     if !args.quiet {
         for image in &loaded {
             if image.names.is_empty() {

@@ -162,7 +162,13 @@ impl Store {
     /// Loads every image of a docker-archive or OCI-archive tar (optionally gzipped).
     pub fn load(&self, path: &Path) -> Result<Vec<Loaded>> {
         let file = File::open(path).map_err(|e| StoreError::io("open archive", path, e))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+        self.load_reader(file, path)
+    }
+
+    /// Like [`Store::load`] from any reader (stdin); `label` names it in errors.
+    pub fn load_reader(&self, input: impl Read, label: &Path) -> Result<Vec<Loaded>> {
+        let path = label;
+        let mut reader = BufReader::with_capacity(1 << 20, input);
         let head = reader
             .fill_buf()
             .map_err(|e| StoreError::io("read archive", path, e))?;

@@ -278,8 +278,10 @@ impl Store {
             .and_then(|()| file.sync_all())
             .map_err(|e| StoreError::io("write", dest, e))?;
         drop(file);
+        fault_point("meta-before-rename");
         rename_durable(&temp, dest)?;
         guard.disarm();
+        fault_point("meta-after-rename");
         Ok(())
     }
 
@@ -448,6 +450,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| StoreError::io("sync directory", dir, e))
 }
 
+/// Crash-test hook (catalogue R1, FX-kill): with `KILN_FAULT=<name>` in the environment the
+/// process aborts at the named point, as a `kill -9` there would. Points: `blob-before-rename`,
+/// `blob-after-rename`, `meta-before-rename`, `meta-after-rename` (index.json, cache records).
+fn fault_point(name: &str) {
+    if std::env::var_os("KILN_FAULT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
 /// Removes a temp file on drop unless disarmed.
 pub(crate) struct RemoveOnDrop(pub(crate) Option<PathBuf>);
 
@@ -533,9 +544,11 @@ impl BlobWriter<'_> {
             }
         }
         let dest = self.store.blob_path(&digest);
+        fault_point("blob-before-rename");
         rename_durable(&self.path, &dest)?;
         // Renamed: nothing left for Drop to clean up.
         self.path = PathBuf::new();
+        fault_point("blob-after-rename");
         Ok(Blob { digest, size })
     }
 }
@@ -659,6 +672,15 @@ impl Read for VerifiedReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_and_writers_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>() {}
+        assert_send_sync::<Store>();
+        assert_send::<BlobWriter<'static>>();
+        assert_send::<VerifiedReader>();
+    }
 
     #[test]
     fn committed_blob_is_named_by_its_digest_and_read_only() {
