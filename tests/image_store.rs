@@ -551,3 +551,49 @@ fn load_reads_standard_input() {
         "Loaded image: busybox:latest"
     );
 }
+
+/// A config as Docker 20.10 writes it (extra fields, nulls, maps for ports and volumes)
+/// must resolve: the builder reads base images through `Store::resolve`.
+#[test]
+fn docker_style_config_resolves() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let layer = layer_tar(&[("x", b"x", 0o644)]);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "config": {
+            "Hostname": "", "Domainname": "", "User": "nginx", "AttachStdin": false,
+            "ExposedPorts": {"80/tcp": {}}, "Tty": false, "Env": ["PATH=/usr/bin"],
+            "Cmd": ["nginx", "-g", "daemon off;"], "Healthcheck": {"Test": ["CMD", "true"]},
+            "ArgsEscaped": true, "Image": "sha256:abc", "Volumes": {"/data": {}},
+            "WorkingDir": "/srv", "Entrypoint": null, "OnBuild": null, "Labels": null,
+            "StopSignal": "SIGQUIT"
+        },
+        "container": "3f0a", "container_config": {"Cmd": ["/bin/sh"]},
+        "created": "2023-06-01T12:00:00.123456789Z", "docker_version": "20.10.24",
+        "history": [{"created": "2023-06-01T12:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:x in /"}],
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]}
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let archive = raw_archive(&[
+        ("l/layer.tar", layer),
+        ("c.json", config),
+        (
+            "manifest.json",
+            br#"[{"Config":"c.json","RepoTags":["web:1"],"Layers":["l/layer.tar"]}]"#.to_vec(),
+        ),
+    ]);
+    let input = write(t.path(), "in.tar", &archive);
+    kiln_ok(&root, &["load", "-i", input.to_str().unwrap()]);
+    let image = Store::open(&root).unwrap().resolve("web:1").unwrap();
+    let cfg = image.config.config().clone().unwrap();
+    assert_eq!(cfg.user().as_deref(), Some("nginx"));
+    assert_eq!(cfg.working_dir().as_deref(), Some("/srv"));
+    assert_eq!(
+        cfg.exposed_ports().clone().unwrap(),
+        vec!["80/tcp".to_owned()]
+    );
+    let listing = kiln_ok(&root, &["images"]);
+    assert!(listing.contains("2023-06-01 12:00:00"), "{listing}");
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::image::{
-    default_root, ArchiveFormat, ImageSummary, PruneOptions, Reference, Store, StoreError,
+    default_root, ArchiveFormat, ImageSummary, LockMode, PruneOptions, Reference, Store, StoreError,
 };
 
 /// Where the store lives; shared by every command that uses it.
@@ -301,8 +301,20 @@ fn save(root: &Path, args: &SaveArgs) -> Result<ExitCode, StoreError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The exclusive lock, saying so when it has to wait for other kiln processes.
+fn open_exclusive(root: &Path) -> Result<Store, StoreError> {
+    if let Some(store) = Store::try_open_with(root, LockMode::Exclusive)? {
+        return Ok(store);
+    }
+    eprintln!(
+        "kiln: waiting for other kiln processes using {} to finish",
+        root.display()
+    );
+    Store::open_exclusive(root)
+}
+
 fn prune(root: &Path, args: &PruneArgs) -> Result<ExitCode, StoreError> {
-    let store = Store::open_exclusive(root)?;
+    let store = open_exclusive(root)?;
     let report = store.prune(PruneOptions {
         keep_cache: args.keep_cache,
     })?;
@@ -316,7 +328,7 @@ fn prune(root: &Path, args: &PruneArgs) -> Result<ExitCode, StoreError> {
 }
 
 fn fsck(root: &Path) -> Result<ExitCode, StoreError> {
-    let store = Store::open_exclusive(root)?;
+    let store = open_exclusive(root)?;
     let report = store.fsck()?;
     for problem in &report.problems {
         println!("{problem}");

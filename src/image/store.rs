@@ -77,13 +77,31 @@ impl Store {
         Store::open_with(root, LockMode::Shared)
     }
 
-    /// Opens the store with the exclusive lock, waiting for every other user to finish.
+    /// Opens the store with the exclusive lock, waiting for every other user to finish
+    /// (including other `Store`s of this process: drop them first).
     pub fn open_exclusive(root: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(root, LockMode::Exclusive)
     }
 
+    /// Opens the store in `mode`, waiting for the lock.
     pub fn open_with(root: impl AsRef<Path>, mode: LockMode) -> Result<Store> {
-        let root = root.as_ref().to_path_buf();
+        match Store::open_inner(root.as_ref(), mode, true)? {
+            Some(store) => Ok(store),
+            None => Err(StoreError::Lock {
+                path: root.as_ref().join("lock"),
+                source: Errno::EWOULDBLOCK,
+            }),
+        }
+    }
+
+    /// Opens the store in `mode` if the lock is free now; `None` when another process holds
+    /// it in a conflicting mode (so a caller can say it is waiting before it waits).
+    pub fn try_open_with(root: impl AsRef<Path>, mode: LockMode) -> Result<Option<Store>> {
+        Store::open_inner(root.as_ref(), mode, false)
+    }
+
+    fn open_inner(root: &Path, mode: LockMode, wait: bool) -> Result<Option<Store>> {
+        let root = root.to_path_buf();
         for dir in [
             root.join("blobs/sha256"),
             root.join("tmp"),
@@ -93,36 +111,34 @@ impl Store {
         }
         let lock_path = root.join("lock");
         let lock = lock_file(&lock_path)?;
+        let lock_error = |source| StoreError::Lock {
+            path: lock_path.clone(),
+            source,
+        };
         // If nobody else has the store open, whatever is in tmp/ was left by a killed
         // process: remove it now (R1), then settle into the mode we were asked for.
         let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {
                 clean_dir(&root.join("tmp"))?;
                 if mode == LockMode::Shared {
-                    lock.relock(FlockArg::LockShared)
-                        .map_err(|source| StoreError::Lock {
-                            path: lock_path.clone(),
-                            source,
-                        })?;
+                    lock.relock(FlockArg::LockShared).map_err(lock_error)?;
                 }
                 lock
             }
             Err((file, Errno::EWOULDBLOCK)) => {
-                let arg = match mode {
-                    LockMode::Shared => FlockArg::LockShared,
-                    LockMode::Exclusive => FlockArg::LockExclusive,
+                let arg = match (mode, wait) {
+                    (LockMode::Shared, true) => FlockArg::LockShared,
+                    (LockMode::Shared, false) => FlockArg::LockSharedNonblock,
+                    (LockMode::Exclusive, true) => FlockArg::LockExclusive,
+                    (LockMode::Exclusive, false) => return Ok(None),
                 };
-                Flock::lock(file, arg).map_err(|(_, source)| StoreError::Lock {
-                    path: lock_path.clone(),
-                    source,
-                })?
+                match Flock::lock(file, arg) {
+                    Ok(lock) => lock,
+                    Err((_, Errno::EWOULDBLOCK)) if !wait => return Ok(None),
+                    Err((_, source)) => return Err(lock_error(source)),
+                }
             }
-            Err((_, source)) => {
-                return Err(StoreError::Lock {
-                    path: lock_path,
-                    source,
-                })
-            }
+            Err((_, source)) => return Err(lock_error(source)),
         };
         let store = Store {
             root,
@@ -134,7 +150,7 @@ impl Store {
             store.write_atomic(&layout, OCI_LAYOUT)?;
         }
         store.ensure_index()?;
-        Ok(store)
+        Ok(Some(store))
     }
 
     pub fn root(&self) -> &Path {
@@ -790,6 +806,24 @@ mod tests {
         fs::write(dir.path().join("tmp/.blob-1-2-3"), b"partial").unwrap();
         let _store = Store::open(dir.path()).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn exclusive_open_does_not_wait_when_asked_not_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Store::open(dir.path()).unwrap();
+        assert!(Store::try_open_with(dir.path(), LockMode::Exclusive)
+            .unwrap()
+            .is_none());
+        assert!(Store::try_open_with(dir.path(), LockMode::Shared)
+            .unwrap()
+            .is_some());
+        drop(shared);
+        let exclusive = Store::try_open_with(dir.path(), LockMode::Exclusive).unwrap();
+        assert!(exclusive.is_some());
+        assert!(Store::try_open_with(dir.path(), LockMode::Shared)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
