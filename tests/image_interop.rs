@@ -252,6 +252,11 @@ fn skopeo_reads_both_archive_formats_and_kiln_loads_what_skopeo_writes() {
     let inspect: Value =
         serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &docker]))).unwrap();
     assert_eq!(inspect["Layers"][0], expected.diff_ids[0].to_string());
+    // The store is an OCI layout itself, tags being full references.
+    let store_ref = format!("oci:{}:docker.io/library/busybox:latest", f.root.display());
+    let inspect: Value =
+        serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &store_ref]))).unwrap();
+    assert_eq!(inspect["Digest"], expected.digest.to_string());
     let config: Value = serde_json::from_str(&run(
         Command::new("skopeo").args(["inspect", "--config", &oci])
     ))
