@@ -597,3 +597,51 @@ fn docker_style_config_resolves() {
     let listing = kiln_ok(&root, &["images"]);
     assert!(listing.contains("2023-06-01 12:00:00"), "{listing}");
 }
+
+/// `save --gzip` compresses uncompressed layers once (kept in the store), deterministically,
+/// and the archive loads back to the same diff_ids.
+#[test]
+fn save_gzip_compresses_layers_once_and_deterministically() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let spec = busybox_like();
+    let diff_ids: Vec<String> = spec.layers.iter().map(|l| sha256(l)).collect();
+    let input = write(t.path(), "in.tar", &docker_archive(&[spec]));
+    kiln_ok(&root, &["load", "-i", input.to_str().unwrap()]);
+    let first = t.path().join("first.tar");
+    let second = t.path().join("second.tar");
+    kiln_ok(
+        &root,
+        &["save", "busybox", "--gzip", "-o", first.to_str().unwrap()],
+    );
+    let blobs = blob_names(&root).len();
+    kiln_ok(
+        &root,
+        &["save", "busybox", "--gzip", "-o", second.to_str().unwrap()],
+    );
+    assert_eq!(
+        blob_names(&root).len(),
+        blobs,
+        "the second save reused the compressed layers"
+    );
+    assert_eq!(fs::read(&first).unwrap(), fs::read(&second).unwrap());
+
+    let members = tar_members(&fs::read(&first).unwrap());
+    let docker: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    for layer in docker[0]["Layers"].as_array().unwrap() {
+        assert_eq!(
+            &members[layer.as_str().unwrap()][..2],
+            &[0x1f, 0x8b],
+            "gzip magic"
+        );
+    }
+    let other = t.path().join("other");
+    kiln_ok(&other, &["load", "-i", first.to_str().unwrap()]);
+    let image = Store::open(&other).unwrap().resolve("busybox").unwrap();
+    let got: Vec<String> = image.diff_ids.iter().map(ToString::to_string).collect();
+    assert_eq!(got, diff_ids);
+    assert!(image
+        .layers
+        .iter()
+        .all(|l| l.media_type().to_string().ends_with("+gzip")));
+}

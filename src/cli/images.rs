@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::image::{
-    default_root, ArchiveFormat, ImageSummary, LockMode, PruneOptions, Reference, Store, StoreError,
+    default_root, ArchiveFormat, ImageSummary, LockMode, PruneOptions, Reference, SaveOptions,
+    Store, StoreError,
 };
 
 /// Where the store lives; shared by every command that uses it.
@@ -101,6 +102,9 @@ pub struct SaveArgs {
     /// Archive format.
     #[arg(long, value_enum, default_value = "oci")]
     pub format: SaveFormat,
+    /// Gzip uncompressed layers (OCI format; each layer is compressed once and kept).
+    #[arg(long)]
+    pub gzip: bool,
 }
 
 #[derive(Debug, Args)]
@@ -297,7 +301,11 @@ fn save(root: &Path, args: &SaveArgs) -> Result<ExitCode, StoreError> {
         SaveFormat::Oci => ArchiveFormat::Oci,
         SaveFormat::Docker => ArchiveFormat::Docker,
     };
-    store.save(&args.images, &args.output, format)?;
+    let options = SaveOptions {
+        format,
+        gzip: args.gzip,
+    };
+    store.save_with(&args.images, &args.output, options)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -41,6 +41,21 @@ pub enum ArchiveFormat {
     Docker,
 }
 
+/// How `save_with` writes an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveOptions {
+    pub format: ArchiveFormat,
+    /// OCI format only: gzip uncompressed layers (compressed once, then kept in the store).
+    pub gzip: bool,
+}
+
+/// Cache record `gzip-<diff_id hex>`: the gzip blob made from an uncompressed layer.
+#[derive(Debug, Serialize, Deserialize)]
+struct GzipRecord {
+    digest: Digest,
+    size: u64,
+}
+
 /// One image that `load` stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
@@ -500,9 +515,25 @@ impl Store {
 
     /// Writes the images named by `inputs` to `dest` as one archive.
     pub fn save(&self, inputs: &[String], dest: &Path, format: ArchiveFormat) -> Result<()> {
+        self.save_with(
+            inputs,
+            dest,
+            SaveOptions {
+                format,
+                gzip: false,
+            },
+        )
+    }
+
+    /// [`Store::save`] with options; see [`SaveOptions::gzip`].
+    pub fn save_with(&self, inputs: &[String], dest: &Path, options: SaveOptions) -> Result<()> {
+        let format = options.format;
         let mut images: Vec<(Image, Option<Reference>)> = Vec::new();
         for input in inputs {
-            let image = self.resolve(input)?;
+            let mut image = self.resolve(input)?;
+            if options.gzip && format == ArchiveFormat::Oci {
+                image = self.gzip_variant(image)?;
+            }
             let name = Reference::parse(input)
                 .ok()
                 .filter(|r| r.digest().is_none() && image.names.contains(r));
@@ -537,6 +568,73 @@ impl Store {
         rename_durable(&temp, dest)?;
         guard.disarm();
         Ok(())
+    }
+
+    /// The same image with every uncompressed layer gzip-compressed: a new manifest over
+    /// the same config (diff_ids do not change). Compressed layers are kept in the store and
+    /// found again through a cache record keyed by diff_id, so each layer is compressed
+    /// once; layers are compressed in parallel. Output is deterministic (fixed gzip header,
+    /// fixed level).
+    fn gzip_variant(&self, image: Image) -> Result<Image> {
+        use rayon::prelude::*;
+        if !image
+            .layers
+            .iter()
+            .any(|l| matches!(l.media_type(), MediaType::ImageLayer))
+        {
+            return Ok(image);
+        }
+        let layers = image
+            .layers
+            .par_iter()
+            .zip(&image.diff_ids)
+            .map(|(layer, diff_id)| match layer.media_type() {
+                MediaType::ImageLayer => self.gzip_layer(layer, diff_id),
+                _ => Ok(layer.clone()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let config = Blob {
+            digest: image.config_digest.clone(),
+            size: image.manifest.config().size(),
+        };
+        let manifest = self.write_manifest(&config, layers)?;
+        let mut variant = self.image(&descriptor_digest(&manifest, "manifest")?)?;
+        variant.names = image.names;
+        Ok(variant)
+    }
+
+    fn gzip_layer(&self, layer: &Descriptor, diff_id: &Digest) -> Result<Descriptor> {
+        let key = format!("gzip-{}", diff_id.hex());
+        if let Some(record) = self.get_record(&key)? {
+            if let Ok(blob) = serde_json::from_slice::<GzipRecord>(&record) {
+                if self.blob_size(&blob.digest)? == Some(blob.size) {
+                    return Ok(Blob {
+                        digest: blob.digest,
+                        size: blob.size,
+                    }
+                    .descriptor(MediaType::ImageLayerGzip));
+                }
+            }
+        }
+        let mut reader = self.open_descriptor(layer)?;
+        let path = reader.path().to_path_buf();
+        let writer = self.blob_writer()?;
+        let mut encoder = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(writer, flate2::Compression::fast());
+        io::copy(&mut reader, &mut encoder)
+            .map_err(|e| StoreError::io("compress layer", &path, e))?;
+        let writer = encoder
+            .finish()
+            .map_err(|e| StoreError::io("compress layer", &path, e))?;
+        let blob = writer.commit()?;
+        let record = GzipRecord {
+            digest: blob.digest.clone(),
+            size: blob.size,
+        };
+        let json = serde_json::to_vec(&record).map_err(|e| StoreError::json(&key, e))?;
+        self.put_record(&key, &json, std::slice::from_ref(&blob.digest))?;
+        Ok(blob.descriptor(MediaType::ImageLayerGzip))
     }
 
     fn write_oci(

@@ -19,7 +19,7 @@ mod index;
 mod reference;
 mod store;
 
-pub use archive::{ArchiveFormat, Loaded};
+pub use archive::{ArchiveFormat, Loaded, SaveOptions};
 pub use digest::{Digest, DigestError, Hasher};
 pub use error::{Result, StoreError};
 pub use gc::{error_chain, FsckReport, Problem, PruneOptions, PruneReport};
