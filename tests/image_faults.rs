@@ -202,6 +202,8 @@ fn disk_full_fails_cleanly_and_leaves_nothing_half_written() {
             vec![layer_tar(&[("s", b"small", 0o644)])],
         )]),
     );
+    let disk_store = t.path().join("disk-store");
+    kiln_ok(&disk_store, &["load", "-i", big.to_str().unwrap()]);
     let mnt = t.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     let script = r#"
@@ -213,6 +215,8 @@ fn disk_full_fails_cleanly_and_leaves_nothing_half_written() {
         "$KILN" --root "$MNT/store" fsck >/dev/null; echo "FSCK-RC=$?"
         "$KILN" --root "$MNT/store" load -i "$SMALL" >/dev/null; echo "SMALL-RC=$?"
         "$KILN" --root "$MNT/store" images
+        "$KILN" --root "$DISK_STORE" save big:1 -o "$MNT/out.tar"; echo "SAVE-RC=$?"
+        echo "MNT=[$(ls -A "$MNT" | tr '\n' ' ')]"
     "#;
     let out = Command::new("unshare")
         .args(["-m", "sh", "-c", script])
@@ -220,6 +224,7 @@ fn disk_full_fails_cleanly_and_leaves_nothing_half_written() {
         .env("KILN", env!("CARGO_BIN_EXE_kiln"))
         .env("BIG", &big)
         .env("SMALL", &small)
+        .env("DISK_STORE", &disk_store)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

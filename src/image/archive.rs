@@ -551,7 +551,7 @@ impl Store {
         let guard = RemoveOnDrop(Some(temp.clone()));
         let mut out = ArchiveWriter {
             tar: tar::Builder::new(BufWriter::with_capacity(1 << 20, file)),
-            path: temp.clone(),
+            path: dest.to_path_buf(),
             written: Vec::new(),
         };
         match format {
@@ -563,7 +563,7 @@ impl Store {
             .into_inner()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all().map(|()| f))
-            .map_err(|e| StoreError::io("write archive", &temp, e))?;
+            .map_err(|e| StoreError::io("write archive", dest, e))?;
         drop(file);
         rename_durable(&temp, dest)?;
         guard.disarm();
