@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod images;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -20,6 +22,8 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub store: images::StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +36,8 @@ pub enum Command {
     Build,
     /// Explain which instruction produced which layer.
     Explain,
+    #[command(flatten)]
+    Image(images::ImageCommand),
 }
 
 /// Renders a miette report on stderr: colour and unicode only on a terminal.
@@ -71,6 +77,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Parse(args) => parse::run(&args),
+        Command::Image(command) => images::run(&cli.store, command),
         Command::Lint | Command::Build | Command::Explain => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
