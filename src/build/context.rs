@@ -434,10 +434,18 @@ impl BuildContext {
                 });
             }
         }
-        // Layer order; when two sources land on one path the later one wins.
-        entries.reverse();
-        entries.sort_by(|a, b| path_order(&a.dest, &b.dest));
-        entries.dedup_by(|later, earlier| later.dest == earlier.dest);
+        // Layer order (usually already so: the walk emits sorted entries);
+        // when two sources land on one path the later one wins.
+        if !entries.is_sorted_by(|a, b| path_order(&a.dest, &b.dest).is_le()) {
+            entries.sort_by(|a, b| path_order(&a.dest, &b.dest));
+        }
+        entries.dedup_by(|later, kept| {
+            let same = later.dest == kept.dest;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
         Ok(CopyPlan { entries })
     }
 
@@ -573,20 +581,20 @@ impl BuildContext {
     /// kept only when something inside was re-included.
     fn walk_dir(&self, rel: &str, dest: &str) -> Result<Vec<ContextEntry>, ContextError> {
         let listing = fs::read_dir(self.root.join(rel)).map_err(|e| self.read_error(rel, e))?;
-        let mut files = Vec::new();
-        let mut subdirs = Vec::new();
+        // (entry, whether it is an excluded directory kept only if non-empty)
+        let mut children: Vec<(ContextEntry, bool)> = Vec::new();
         for item in listing {
             let item = item.map_err(|e| self.read_error(rel, e))?;
             let name = os_to_string(&item.file_name(), &item.path())?;
             let source = join(rel, &name);
             let meta = item.metadata().map_err(|e| self.read_error(&source, e))?;
             let excluded = self.ignore.is_excluded(&source);
-            let stat = Stat::from_metadata(&meta);
-            let dest = join(dest, &name);
             let kind = if meta.is_dir() {
-                if !excluded || self.ignore.may_reinclude_below(&source) {
-                    subdirs.push((source, dest, stat, excluded));
+                if excluded && !self.ignore.may_reinclude_below(&source) {
+                    continue;
                 }
+                EntryKind::Dir
+            } else if excluded {
                 continue;
             } else if meta.is_file() {
                 EntryKind::File
@@ -599,35 +607,37 @@ impl BuildContext {
                 // Sockets, fifos and devices are not copied (as BuildKit).
                 continue;
             };
-            if !excluded {
-                files.push(ContextEntry {
-                    source,
-                    dest,
-                    kind,
-                    stat,
-                });
-            }
+            let entry = ContextEntry {
+                dest: join(dest, &name),
+                source,
+                kind,
+                stat: Stat::from_metadata(&meta),
+            };
+            children.push((entry, excluded));
         }
-        let nested: Vec<Vec<ContextEntry>> = subdirs
+        // Sibling order by name gives layer order once each directory's
+        // contents follow it.
+        children.sort_unstable_by(|a, b| a.0.dest.cmp(&b.0.dest));
+        if children.iter().all(|(e, _)| e.kind != EntryKind::Dir) {
+            return Ok(children.into_iter().map(|(e, _)| e).collect());
+        }
+        let expanded: Vec<Vec<ContextEntry>> = children
             .into_par_iter()
-            .map(|(source, dest, stat, excluded)| {
-                let inner = self.walk_dir(&source, &dest)?;
+            .map(|(entry, excluded)| {
+                if entry.kind != EntryKind::Dir {
+                    return Ok(vec![entry]);
+                }
+                let inner = self.walk_dir(&entry.source, &entry.dest)?;
                 if excluded && inner.is_empty() {
                     return Ok(inner);
                 }
                 let mut all = Vec::with_capacity(inner.len() + 1);
-                all.push(ContextEntry {
-                    source,
-                    dest,
-                    kind: EntryKind::Dir,
-                    stat,
-                });
+                all.push(entry);
                 all.extend(inner);
                 Ok(all)
             })
             .collect::<Result<_, ContextError>>()?;
-        files.extend(nested.into_iter().flatten());
-        Ok(files)
+        Ok(expanded.into_iter().flatten().collect())
     }
 
     fn read_error(&self, rel: &str, source: io::Error) -> ContextError {

@@ -181,7 +181,14 @@ pub struct LayerInfo {
 /// one as bytes, so a directory comes right before its contents.
 #[must_use]
 pub fn path_order(a: &str, b: &str) -> Ordering {
-    a.split('/').cmp(b.split('/'))
+    // Component-wise order is byte order with `/` ranked below every other
+    // byte: at the first difference, a `/` means that component ended first.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let rank = |c: u8| if c == b'/' { 0 } else { c };
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => rank(a[i]).cmp(&rank(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
 }
 
 /// What the worker hands back: the sink and the stream digests.
