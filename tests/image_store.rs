@@ -396,6 +396,26 @@ fn corrupt_blob_is_named_by_fsck_and_never_exported() {
     // Loading the same archive again rewrites the blob and repairs the store.
     kiln_ok(&root, &["load", "-i", input.to_str().unwrap()]);
     assert!(kiln_ok(&root, &["fsck"]).contains(": ok"));
+
+    // fsck --repair quarantines a corrupt blob: a cache record using it becomes a miss.
+    {
+        let store = Store::open(&root).unwrap();
+        let digest = Digest::parse(&layer_digest).unwrap();
+        store
+            .put_record("step", b"{}", std::slice::from_ref(&digest))
+            .unwrap();
+    }
+    flip_byte(&root, &layer_digest);
+    let out = kiln(&root, &["fsck", "--repair"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("quarantined"));
+    assert!(root.join("quarantine").join(&layer_digest[7..]).exists());
+    assert_eq!(
+        Store::open(&root).unwrap().get_record("step").unwrap(),
+        None
+    );
+    kiln_ok(&root, &["load", "-i", input.to_str().unwrap()]);
+    assert!(kiln_ok(&root, &["fsck"]).contains(": ok"));
 }
 
 #[test]

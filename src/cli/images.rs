@@ -45,7 +45,7 @@ pub enum ImageCommand {
     /// Remove blobs no image references and cache entries whose blobs are gone.
     Prune(PruneArgs),
     /// Re-hash every blob and check every reference in the store.
-    Fsck,
+    Fsck(FsckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +108,13 @@ pub struct SaveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Move corrupt blobs to <root>/quarantine so the next load or build rewrites them.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Keep blobs that cache entries use (keeps the build cache warm).
     #[arg(long)]
@@ -127,7 +134,7 @@ pub fn run(store_args: &StoreArgs, command: ImageCommand) -> ExitCode {
         ImageCommand::Load(args) => load(&root, &args),
         ImageCommand::Save(args) => save(&root, &args),
         ImageCommand::Prune(args) => prune(&root, &args),
-        ImageCommand::Fsck => fsck(&root),
+        ImageCommand::Fsck(args) => fsck(&root, &args),
     };
     match outcome {
         Ok(code) => code,
@@ -335,11 +342,14 @@ fn prune(root: &Path, args: &PruneArgs) -> Result<ExitCode, StoreError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fsck(root: &Path) -> Result<ExitCode, StoreError> {
+fn fsck(root: &Path, args: &FsckArgs) -> Result<ExitCode, StoreError> {
     let store = open_exclusive(root)?;
-    let report = store.fsck()?;
+    let report = store.fsck_with(args.repair)?;
     for problem in &report.problems {
         println!("{problem}");
+    }
+    for path in &report.quarantined {
+        println!("quarantined {}", path.display());
     }
     let summary = format!(
         "checked {} blobs ({}), {} images, {} cache entries",

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::digest::{Digest, Hasher};
 use super::error::{Result, StoreError};
 use super::index::{is_index_type, is_manifest_type, parse_config_summary, parse_index};
-use super::store::{clean_dir, descriptor_digest, read_record, sync_dir, Store};
+use super::store::{clean_dir, descriptor_digest, read_record, rename_durable, sync_dir, Store};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PruneOptions {
@@ -58,6 +58,8 @@ pub struct FsckReport {
     pub records_checked: usize,
     pub temp_removed: usize,
     pub problems: Vec<Problem>,
+    /// Where `fsck_with(repair)` moved corrupt blobs.
+    pub quarantined: Vec<PathBuf>,
 }
 
 impl FsckReport {
@@ -181,6 +183,13 @@ impl Store {
     /// cache record. Stale temp files are removed (nobody else holds the lock). Needs the
     /// exclusive lock.
     pub fn fsck(&self) -> Result<FsckReport> {
+        self.fsck_with(false)
+    }
+
+    /// [`Store::fsck`]; with `repair`, corrupt blobs are moved to `quarantine/<hex>` so that
+    /// cache records using them read as misses and the next load or build writes them anew
+    /// (catalogue R5: quarantine, then refetch or rebuild).
+    pub fn fsck_with(&self, repair: bool) -> Result<FsckReport> {
         self.require_exclusive("check the store")?;
         let mut report = FsckReport {
             temp_removed: clean_dir(&self.tmp_dir())?,
@@ -201,6 +210,17 @@ impl Store {
             .iter()
             .filter_map(|p| p.digest.clone())
             .collect();
+        if repair && !corrupt.is_empty() {
+            let quarantine = self.root().join("quarantine");
+            fs::create_dir_all(&quarantine)
+                .map_err(|e| StoreError::io("create directory", &quarantine, e))?;
+            for digest in &corrupt {
+                let to = quarantine.join(digest.hex());
+                rename_durable(&self.blob_path(digest), &to)?;
+                report.quarantined.push(to);
+            }
+            sync_dir(&self.blobs_dir())?;
+        }
         let dir = self.blobs_dir();
         for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("read directory", &dir, e))? {
             let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;

@@ -592,3 +592,45 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value = serde_json::json!({"b": 1, "a": {"z": [{"y": 1, "x": 2}], "c": null}});
+        let text = String::from_utf8(canonical_json(&value, "test").unwrap()).unwrap();
+        assert_eq!(text, r#"{"a":{"c":null,"z":[{"x":2,"y":1}]},"b":1}"#);
+    }
+
+    #[test]
+    fn documents_that_are_both_index_and_manifest_are_refused() {
+        let digest = Digest::of(b"x");
+        let ambiguous = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [],
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 1},
+            "layers": [],
+        });
+        let bytes = serde_json::to_vec(&ambiguous).unwrap();
+        assert!(parse_manifest(&bytes, "doc").is_err());
+        assert!(parse_index(&bytes, "doc").is_err());
+    }
+
+    #[test]
+    fn media_type_must_match_the_document() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","manifests":[]}"#;
+        let err = parse_index(index, "doc").unwrap_err().to_string();
+        assert!(err.contains("doc"), "{err}");
+        let ok = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        assert!(parse_index(ok, "doc").is_ok());
+    }
+
+    #[test]
+    fn malformed_descriptor_digests_are_named() {
+        let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:../../etc","size":1},"layers":[]}"#;
+        let err = parse_manifest(manifest, "manifest m").unwrap_err();
+        assert!(matches!(err, StoreError::BadDigest { .. }), "{err:?}");
+    }
+}

@@ -8,6 +8,7 @@
 //! tmp/                    same filesystem as blobs/: every write lands here first
 //! lock                    flock: shared while a Store is open, exclusive for prune/fsck
 //! index.lock              flock: exclusive around each read-modify-write of index.json
+//! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
 //! instant leaves either the old file or the new one (catalogue R1). Blob writes need no
