@@ -299,3 +299,36 @@ fn empty_layer_is_two_zero_blocks() {
         .unwrap();
     assert_eq!(gunzip(&gz), vec![0u8; 1024]);
 }
+
+#[test]
+fn gnu_tar_lists_long_names_and_links() {
+    use std::process::{Command, Stdio};
+    let (tar, _) = sample_layer(Compression::GZIP, LayerOptions::default());
+    let child = Command::new("tar")
+        .args(["-tvzf", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no tar binary");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains(&format!("{LONG_DIR}/file")), "{listing}");
+    assert!(
+        listing.contains(&format!("app/self -> /{LONG_DIR}/target")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("app/big.link link to app/big.bin"),
+        "{listing}"
+    );
+}

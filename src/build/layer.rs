@@ -12,7 +12,8 @@
 //! and no sub-second times; gzip output has a fixed header (no name, no mtime)
 //! and is made of independently deflated fixed-size chunks (so it can be
 //! compressed on several cores and still be the same bytes for the same
-//! input); zstd is single-threaded with fixed parameters.
+//! input); zstd uses its streaming multi-threaded mode, whose output does
+//! not depend on the number of workers.
 //!
 //! This module owns the tar format and compression. It does not choose what
 //! goes into a layer ([`super::context`] selects COPY sources; RUN layers come
@@ -20,10 +21,11 @@
 //! Main type: [`LayerWriter`]; COPY layers: [`write_copy_layer`].
 
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use sha2::{Digest as _, Sha256};
@@ -697,6 +699,14 @@ fn run_worker<W: Write>(
         Compression::Zstd { level } => {
             let mut encoder =
                 zstd::stream::write::Encoder::new(&mut out, level).map_err(LayerError::Compress)?;
+            // Streaming multi-threaded zstd gives the same bytes for any
+            // number of workers >= 1, so always use at least one.
+            let workers = std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .clamp(1, 8);
+            encoder
+                .multithread(u32::try_from(workers).unwrap_or(1))
+                .map_err(LayerError::Compress)?;
             for chunk in rx {
                 diff.update(&chunk);
                 encoder.write_all(&chunk).map_err(LayerError::Write)?;
@@ -717,7 +727,9 @@ fn run_worker<W: Write>(
 /// Gzip framing around independently deflated chunks. Each chunk is a raw
 /// deflate stream ended by a sync flush (byte aligned, not final), so the
 /// concatenation is one valid deflate stream; a final empty block closes it.
-/// Chunks are compressed on the rayon pool, written back in order.
+/// Chunks are deflated by helper threads owned by this layer (not the rayon
+/// pool: a caller blocked on a full queue inside a rayon task must not
+/// starve its own compressor) and written back in order.
 fn gzip_chunks<W: Write>(
     out: &mut HashingSink<W>,
     diff: &mut Sha256,
@@ -728,28 +740,64 @@ fn gzip_chunks<W: Write>(
     // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown): no name, no time.
     out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
         .map_err(LayerError::Write)?;
-    let mut crc = flate2::Crc::new();
-    let mut pending: VecDeque<Receiver<Result<Vec<u8>, io::Error>>> = VecDeque::new();
-    let in_flight = rayon::current_num_threads().max(1) * 2;
     let level = flate2::Compression::new(level);
-    for chunk in rx {
-        diff.update(&chunk);
-        crc.update(&chunk);
-        let (done_tx, done_rx) = mpsc::sync_channel(1);
-        let recycle = recycle.clone();
-        rayon::spawn(move || {
-            let result = deflate_chunk(&chunk, level, flate2::FlushCompress::Sync);
-            let _ = recycle.send(chunk);
-            let _ = done_tx.send(result);
-        });
-        pending.push_back(done_rx);
-        while pending.len() >= in_flight {
-            write_next(out, &mut pending)?;
+    let helpers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, 8);
+    let mut crc = flate2::Crc::new();
+    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(helpers * 2);
+    let (done_tx, done_rx) = mpsc::channel::<(u64, io::Result<Vec<u8>>)>();
+    let jobs = Mutex::new(job_rx);
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            let (jobs, done_tx, recycle) = (&jobs, done_tx.clone(), recycle.clone());
+            scope.spawn(move || loop {
+                let job = match jobs.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => break,
+                };
+                let Ok((seq, chunk)) = job else { break };
+                let result = deflate_chunk(&chunk, level, flate2::FlushCompress::Sync);
+                let _ = recycle.send(chunk);
+                if done_tx.send((seq, result)).is_err() {
+                    break;
+                }
+            });
         }
-    }
-    while !pending.is_empty() {
-        write_next(out, &mut pending)?;
-    }
+        drop(done_tx);
+        let mut ordered = InOrder {
+            pending: BTreeMap::new(),
+            next: 0,
+        };
+        let mut sent = 0u64;
+        let fed = (|| {
+            for chunk in rx {
+                diff.update(&chunk);
+                crc.update(&chunk);
+                job_tx
+                    .send((sent, chunk))
+                    .map_err(|_| LayerError::WorkerLost)?;
+                sent += 1;
+                while let Ok((seq, result)) = done_rx.try_recv() {
+                    ordered.pending.insert(seq, result);
+                }
+                ordered.write_ready(out)?;
+            }
+            Ok(())
+        })();
+        // Release the helpers even on error, so that the scope can end.
+        drop(job_tx);
+        fed?;
+        for (seq, result) in &done_rx {
+            ordered.pending.insert(seq, result);
+            ordered.write_ready(out)?;
+        }
+        if ordered.next == sent {
+            Ok(())
+        } else {
+            Err(LayerError::WorkerLost)
+        }
+    })?;
     let tail =
         deflate_chunk(&[], level, flate2::FlushCompress::Finish).map_err(LayerError::Compress)?;
     out.write_all(&tail).map_err(LayerError::Write)?;
@@ -759,18 +807,21 @@ fn gzip_chunks<W: Write>(
     out.write_all(&trailer).map_err(LayerError::Write)
 }
 
-fn write_next<W: Write>(
-    out: &mut HashingSink<W>,
-    pending: &mut VecDeque<Receiver<Result<Vec<u8>, io::Error>>>,
-) -> Result<(), LayerError> {
-    let Some(next) = pending.pop_front() else {
-        return Ok(());
-    };
-    let compressed = next
-        .recv()
-        .map_err(|_| LayerError::WorkerLost)?
-        .map_err(LayerError::Compress)?;
-    out.write_all(&compressed).map_err(LayerError::Write)
+/// Compressed chunks waiting for their turn to be written.
+struct InOrder {
+    pending: BTreeMap<u64, io::Result<Vec<u8>>>,
+    next: u64,
+}
+
+impl InOrder {
+    fn write_ready<W: Write>(&mut self, out: &mut HashingSink<W>) -> Result<(), LayerError> {
+        while let Some(result) = self.pending.remove(&self.next) {
+            let compressed = result.map_err(LayerError::Compress)?;
+            out.write_all(&compressed).map_err(LayerError::Write)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
 }
 
 fn deflate_chunk(
