@@ -310,3 +310,31 @@ fn content_hash_ignores_mtime_but_sees_content_and_mode() {
     fs::write(root.join("b/c.txt"), "TWO").unwrap();
     assert_ne!(hash(), after_chmod, "content is part of the hash");
 }
+
+#[test]
+fn copy_exclude_patterns_drop_matching_files_relative_to_each_source() {
+    use kiln::build::context::CopyOptions;
+    let ctx = context(&fixture());
+    let options = CopyOptions {
+        excludes: vec!["*.md".into(), "nested".into()],
+    };
+    let plan = ctx
+        .plan_copy_with(&["src", "README.md", "Dockerfile"], "/x/", &options)
+        .unwrap();
+    assert_eq!(dests(&plan), ["x", "x/Dockerfile", "x/lib.rs", "x/main.rs"]);
+    let options = CopyOptions {
+        excludes: vec!["**/*.rs".into(), "!main.rs".into()],
+    };
+    let plan = ctx.plan_copy_with(&["src/"], "/x/", &options).unwrap();
+    assert_eq!(
+        dests(&plan),
+        ["x", "x/main.rs", "x/nested", "x/nested/deep.txt"]
+    );
+    let bad = CopyOptions {
+        excludes: vec!["[oops".into()],
+    };
+    assert!(matches!(
+        ctx.plan_copy_with(&["src"], "/x/", &bad),
+        Err(ContextError::BadPattern { .. })
+    ));
+}

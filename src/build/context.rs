@@ -78,6 +78,9 @@ pub enum ContextError {
     /// A path used as a directory (trailing `/`, or a middle component) is not one.
     #[error("failed to select {source_path:?}: not a directory")]
     NotADirectory { source_path: String },
+    /// An `--exclude` pattern that is not valid (e.g. a lone `!`).
+    #[error("failed to compile COPY --exclude patterns: {detail}")]
+    BadExclude { detail: String },
     /// Several sources need a directory destination ending in `/`.
     #[error("failed to copy to {dest:?}: with more than one source the destination must be a directory and end with a /")]
     DestNotDirectory { dest: String },
@@ -144,6 +147,13 @@ impl Stat {
             .saturating_mul(1_000_000_000)
             .saturating_add(self.mtime_nsec)
     }
+}
+
+/// Flags of a COPY that change what is selected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// `--exclude` patterns (`.dockerignore` syntax).
+    pub excludes: Vec<String>,
 }
 
 /// What an entry of a plan is.
@@ -355,7 +365,8 @@ impl BuildContext {
     /// than one source (after glob expansion) needs a `dest` ending with `/`;
     /// a source with a trailing `/` must be a directory. Sources are relative
     /// to the context root (a leading `/` too); globs use Go `filepath.Match`.
-    /// `dest` is an absolute image path; `/` is always a directory.
+    /// `dest` is an absolute image path; `/` is always a directory (the
+    /// executor adds the trailing `/` when `dest` is an existing directory).
     ///
     /// # Errors
     /// Sources outside the context (directly or through a symlink), missing
@@ -365,6 +376,30 @@ impl BuildContext {
         sources: &[S],
         dest: &str,
     ) -> Result<CopyPlan, ContextError> {
+        self.plan_copy_with(sources, dest, &CopyOptions::default())
+    }
+
+    /// [`plan_copy`](Self::plan_copy) with `COPY --exclude` patterns: they
+    /// use `.dockerignore` syntax and are matched against paths relative to
+    /// each source (a file source by its name, a directory's contents by
+    /// their path inside it).
+    ///
+    /// # Errors
+    /// As [`plan_copy`](Self::plan_copy), plus malformed exclude patterns.
+    pub fn plan_copy_with<S: AsRef<str>>(
+        &self,
+        sources: &[S],
+        dest: &str,
+        options: &CopyOptions,
+    ) -> Result<CopyPlan, ContextError> {
+        let excludes = IgnoreMatcher::new(&options.excludes).map_err(|e| match e {
+            crate::ignore::IgnoreError::BadPattern { pattern, source } => {
+                ContextError::BadPattern { pattern, source }
+            }
+            other => ContextError::BadExclude {
+                detail: other.to_string(),
+            },
+        })?;
         let dest_clean = clean_path(&format!("/{dest}"));
         let dest_rel = dest_clean.trim_start_matches('/').to_owned();
         let dest_is_dir = dest.ends_with('/') || dest_rel.is_empty();
@@ -419,8 +454,12 @@ impl BuildContext {
                         stat: Stat::from_metadata(&r.meta),
                     });
                 }
-                entries.extend(self.walk_dir(&r.rel, &dest_rel)?);
-            } else {
+                let filter = SourceFilter {
+                    excludes: &excludes,
+                    base: &r.rel,
+                };
+                entries.extend(self.walk_dir(&r.rel, &dest_rel, &filter)?);
+            } else if !excludes.is_excluded(&r.name) {
                 let dest = if dest_is_dir {
                     join(&dest_rel, &r.name)
                 } else {
@@ -579,7 +618,12 @@ impl BuildContext {
     /// subdirectories), honouring `.dockerignore`. Excluded directories are
     /// entered only when an exception may re-include something inside, and
     /// kept only when something inside was re-included.
-    fn walk_dir(&self, rel: &str, dest: &str) -> Result<Vec<ContextEntry>, ContextError> {
+    fn walk_dir(
+        &self,
+        rel: &str,
+        dest: &str,
+        filter: &SourceFilter<'_>,
+    ) -> Result<Vec<ContextEntry>, ContextError> {
         let listing = fs::read_dir(self.root.join(rel)).map_err(|e| self.read_error(rel, e))?;
         // (entry, whether it is an excluded directory kept only if non-empty)
         let mut children: Vec<(ContextEntry, bool)> = Vec::new();
@@ -588,9 +632,14 @@ impl BuildContext {
             let name = os_to_string(&item.file_name(), &item.path())?;
             let source = join(rel, &name);
             let meta = item.metadata().map_err(|e| self.read_error(&source, e))?;
-            let excluded = self.ignore.is_excluded(&source);
+            let inner = filter.relative(&source);
+            let ignored = self.ignore.is_excluded(&source);
+            let unwanted = filter.excludes.is_excluded(inner);
+            let excluded = ignored || unwanted;
             let kind = if meta.is_dir() {
-                if excluded && !self.ignore.may_reinclude_below(&source) {
+                let hopeless = ignored && !self.ignore.may_reinclude_below(&source)
+                    || unwanted && !filter.excludes.may_reinclude_below(inner);
+                if hopeless {
                     continue;
                 }
                 EntryKind::Dir
@@ -627,7 +676,7 @@ impl BuildContext {
                 if entry.kind != EntryKind::Dir {
                     return Ok(vec![entry]);
                 }
-                let inner = self.walk_dir(&entry.source, &entry.dest)?;
+                let inner = self.walk_dir(&entry.source, &entry.dest, filter)?;
                 if excluded && inner.is_empty() {
                     return Ok(inner);
                 }
@@ -648,6 +697,25 @@ impl BuildContext {
                 rel.to_owned()
             },
             source,
+        }
+    }
+}
+
+/// `COPY --exclude` patterns and the source directory they are relative to.
+struct SourceFilter<'a> {
+    excludes: &'a IgnoreMatcher,
+    base: &'a str,
+}
+
+impl SourceFilter<'_> {
+    fn relative<'p>(&self, source: &'p str) -> &'p str {
+        if self.base.is_empty() {
+            source
+        } else {
+            source
+                .strip_prefix(self.base)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or(source)
         }
     }
 }
