@@ -338,3 +338,17 @@ fn copy_exclude_patterns_drop_matching_files_relative_to_each_source() {
         Err(ContextError::BadPattern { .. })
     ));
 }
+
+#[test]
+fn copy_layer_refuses_a_file_changed_after_planning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.txt", "before");
+    let ctx = BuildContext::new(dir.path(), IgnoreMatcher::default()).unwrap();
+    let plan = ctx.plan_copy(&["a.txt"], "/a.txt").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    fs::write(dir.path().join("a.txt"), "AFTER!").unwrap();
+    let mut writer = LayerWriter::new(Vec::new(), Compression::None, LayerOptions::default());
+    let err = write_copy_layer(&ctx, &plan, &mut writer).unwrap_err();
+    assert!(err.to_string().contains("changed"), "{err}");
+    assert!(plan.content_hash(&ctx, None).is_err());
+}

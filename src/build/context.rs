@@ -142,6 +142,14 @@ impl Stat {
         }
     }
 
+    /// True when an open file is still the one this stat describes: same
+    /// inode, device, size and change time (any write moves ctime).
+    #[must_use]
+    pub fn same_file(&self, now: &Metadata) -> bool {
+        let now = Self::from_metadata(now);
+        (now.ino, now.dev, now.size, now.ctime_ns) == (self.ino, self.dev, self.size, self.ctime_ns)
+    }
+
     fn mtime_ns(&self) -> i64 {
         self.mtime
             .saturating_mul(1_000_000_000)
@@ -290,7 +298,7 @@ fn hash_file(root: &Path, entry: &ContextEntry) -> Result<[u8; 32], ContextError
         .open(root.join(&entry.source))
         .map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
-    if meta.len() != entry.stat.size || meta.ino() != entry.stat.ino {
+    if !entry.stat.same_file(&meta) {
         return Err(ContextError::FileChanged {
             path: entry.source.clone(),
         });

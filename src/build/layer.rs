@@ -872,7 +872,7 @@ pub fn write_copy_layer<W: Write + Send + 'static>(
     plan: &CopyPlan,
     writer: &mut LayerWriter<W>,
 ) -> Result<(), LayerError> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     for entry in plan.entries() {
         let meta = EntryMeta {
             mode: entry.stat.mode,
@@ -906,10 +906,7 @@ pub fn write_copy_layer<W: Write + Send + 'static>(
                     path: shown(),
                     source,
                 })?;
-                if now.len() != entry.stat.size
-                    || now.ino() != entry.stat.ino
-                    || now.dev() != entry.stat.dev
-                {
+                if !entry.stat.same_file(&now) {
                     return Err(LayerError::FileChanged { path: shown() });
                 }
                 writer.append_file(&entry.dest, &meta, entry.stat.size, &mut file)?;
