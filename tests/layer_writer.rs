@@ -332,3 +332,36 @@ fn gnu_tar_lists_long_names_and_links() {
         "{listing}"
     );
 }
+
+#[test]
+fn gnu_tar_reads_ids_too_large_for_ustar_from_pax_records() {
+    use std::process::{Command, Stdio};
+    let mut w = LayerWriter::new(Vec::new(), Compression::None, LayerOptions::default());
+    let big_ids = EntryMeta {
+        mode: 0o644,
+        uid: 5_000_000,
+        gid: 6_000_000,
+        mtime: 1,
+    };
+    w.append_file("f", &big_ids, 2, &mut &b"hi"[..]).unwrap();
+    let (tar, _) = w.finish().unwrap();
+    let child = Command::new("tar")
+        .args(["--numeric-owner", "-tvf", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no tar binary");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains("5000000/6000000"), "{listing}");
+}
