@@ -247,7 +247,10 @@ impl CopyPlan {
             .par_iter()
             .enumerate()
             .filter(|(i, e)| e.kind == EntryKind::File && known[*i].is_none())
-            .map(|(i, e)| hash_file(&context.root, e).map(|h| (i, h)))
+            .map_init(
+                || vec![0u8; 256 * 1024],
+                |buf, (i, e)| hash_file(&context.root, e, buf).map(|h| (i, h)),
+            )
             .collect::<Result<_, _>>()?;
         let mut hashes = known;
         for &(i, hash) in &fresh {
@@ -287,7 +290,7 @@ impl CopyPlan {
     }
 }
 
-fn hash_file(root: &Path, entry: &ContextEntry) -> Result<[u8; 32], ContextError> {
+fn hash_file(root: &Path, entry: &ContextEntry, buf: &mut [u8]) -> Result<[u8; 32], ContextError> {
     let read_err = |source| ContextError::Read {
         path: entry.source.clone(),
         source,
@@ -304,10 +307,9 @@ fn hash_file(root: &Path, entry: &ContextEntry) -> Result<[u8; 32], ContextError
         });
     }
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match file.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

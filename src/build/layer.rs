@@ -205,7 +205,11 @@ struct WorkerResult<W> {
 /// thread. Call [`finish`](Self::finish) to get the sink back with the
 /// [`LayerInfo`]; dropping the writer abandons the layer.
 pub struct LayerWriter<W: Write + Send + 'static> {
+    /// Always `CHUNK_SIZE` long (zeroed once per allocation, buffers are
+    /// recycled), so files are read straight into it without clearing;
+    /// `filled` bytes of it are stream data.
     buf: Vec<u8>,
+    filled: usize,
     tx: Option<SyncSender<Vec<u8>>>,
     recycled: Receiver<Vec<u8>>,
     worker: Option<JoinHandle<Result<WorkerResult<W>, LayerError>>>,
@@ -224,7 +228,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         let (recycle_tx, recycled) = mpsc::channel();
         let worker = std::thread::spawn(move || run_worker(sink, compression, &rx, &recycle_tx));
         Self {
-            buf: Vec::with_capacity(CHUNK_SIZE),
+            buf: vec![0; CHUNK_SIZE],
+            filled: 0,
             tx: Some(tx),
             recycled,
             worker: Some(worker),
@@ -340,8 +345,10 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     /// A sink or compression error from the worker.
     pub fn finish(mut self) -> Result<(W, LayerInfo), LayerError> {
         self.push(&[0; 2 * BLOCK])?;
-        if !self.buf.is_empty() {
-            let last = std::mem::take(&mut self.buf);
+        if self.filled > 0 {
+            let mut last = std::mem::take(&mut self.buf);
+            last.truncate(self.filled);
+            self.filled = 0;
             self.send(last)?;
         }
         drop(self.tx.take());
@@ -471,18 +478,16 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     ) -> Result<(), LayerError> {
         let mut left = size;
         while left > 0 {
-            if self.buf.len() == CHUNK_SIZE {
+            if self.filled == CHUNK_SIZE {
                 self.flush_chunk()?;
             }
-            let start = self.buf.len();
+            let start = self.filled;
             let room = (CHUNK_SIZE - start).min(usize::try_from(left).unwrap_or(usize::MAX));
-            self.buf.resize(start + room, 0);
             let n = loop {
-                match reader.read(&mut self.buf[start..]) {
+                match reader.read(&mut self.buf[start..start + room]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(source) => {
-                        self.buf.truncate(start);
                         return Err(LayerError::Read {
                             path: path.to_owned(),
                             source,
@@ -490,7 +495,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
                     }
                 }
             };
-            self.buf.truncate(start + n);
+            self.filled += n;
             if n == 0 {
                 return Err(LayerError::FileChanged {
                     path: path.to_owned(),
@@ -522,24 +527,23 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     fn push(&mut self, mut bytes: &[u8]) -> Result<(), LayerError> {
         self.uncompressed += bytes.len() as u64;
         while !bytes.is_empty() {
-            if self.buf.len() == CHUNK_SIZE {
+            if self.filled == CHUNK_SIZE {
                 self.flush_chunk()?;
             }
-            let room = CHUNK_SIZE - self.buf.len();
-            let take = room.min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..take]);
+            let take = (CHUNK_SIZE - self.filled).min(bytes.len());
+            self.buf[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
             bytes = &bytes[take..];
         }
         Ok(())
     }
 
     fn flush_chunk(&mut self) -> Result<(), LayerError> {
-        let fresh = self
-            .recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE));
+        let mut fresh = self.recycled.try_recv().unwrap_or_default();
+        // Only a short (last) chunk or a new buffer needs zeroing here.
+        fresh.resize(CHUNK_SIZE, 0);
         let full = std::mem::replace(&mut self.buf, fresh);
-        self.buf.clear();
+        self.filled = 0;
         self.send(full)
     }
 
