@@ -134,6 +134,23 @@ fn run_child(mode: &str) {
         "cold" => println!("{}", cold_copy(&arg(1), &arg(2), Compression::None)),
         "rebuild" => println!("{}", rebuild_copy(&arg(1), &arg(2), &arg(3))),
         "phases" => phases(&arg(1), &arg(2)),
+        "unchanged-phases" => {
+            let t = Instant::now();
+            let ctx = context(&arg(1));
+            let index = StatIndex::load(&arg(2), ctx.root());
+            let loaded = t.elapsed();
+            let plan = ctx.plan_copy(&["files/"], "/data/").expect("plan");
+            let planned = t.elapsed();
+            let mut index = index;
+            let hash = plan.content_hash(&ctx, Some(&mut index)).expect("hash");
+            let hashed = t.elapsed();
+            println!(
+                "load {loaded:?} plan {:?} hash {:?} ({} rehashed)",
+                planned - loaded,
+                hashed - planned,
+                hash.hashed
+            );
+        }
         "gzip1" | "gzip6" | "zstd3" | "none" => {
             let compression = match mode {
                 "gzip1" => Compression::Gzip { level: 1 },
