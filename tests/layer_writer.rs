@@ -259,6 +259,12 @@ fn a_file_shorter_or_longer_than_announced_is_an_error() {
         .append_file("f", &meta(0o644, 0), 2, &mut &b"longer"[..])
         .unwrap_err();
     assert!(matches!(err, LayerError::FileChanged { .. }), "{err}");
+    // The half-written entry makes the rest of the layer unusable.
+    assert!(matches!(
+        w.append_dir("g", &meta(0o755, 0)),
+        Err(LayerError::Poisoned)
+    ));
+    assert!(matches!(w.finish(), Err(LayerError::Poisoned)));
 }
 
 struct FailingSink;

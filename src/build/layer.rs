@@ -68,6 +68,9 @@ pub enum LayerError {
     /// The compressor failed.
     #[error("failed to compress layer")]
     Compress(#[source] io::Error),
+    /// An earlier append failed half-way; the tar stream is unusable.
+    #[error("failed to continue layer: an earlier entry failed while being written")]
+    Poisoned,
     /// The worker thread stopped without a result (it panicked).
     #[error("failed to finish layer: the compression thread stopped unexpectedly")]
     WorkerLost,
@@ -218,6 +221,7 @@ pub struct LayerWriter<W: Write + Send + 'static> {
     previous: Option<String>,
     uncompressed: u64,
     summary: ChangeSummary,
+    poisoned: bool,
 }
 
 impl<W: Write + Send + 'static> LayerWriter<W> {
@@ -238,6 +242,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             previous: None,
             uncompressed: 0,
             summary: ChangeSummary::default(),
+            poisoned: false,
         }
     }
 
@@ -255,8 +260,10 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     ) -> Result<(), LayerError> {
         self.check_order(path)?;
         let meta = self.normalise(meta, self.options.file_mode);
-        self.header(path, b'0', &meta, size, "")?;
-        self.copy_data(path, size, reader)?;
+        let written = self
+            .header(path, b'0', &meta, size, "")
+            .and_then(|()| self.copy_data(path, size, reader));
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::File, size);
         Ok(())
     }
@@ -268,7 +275,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     pub fn append_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<(), LayerError> {
         self.check_order(path)?;
         let meta = self.normalise(meta, self.options.dir_mode);
-        self.header(&format!("{path}/"), b'5', &meta, 0, "")?;
+        let written = self.header(&format!("{path}/"), b'5', &meta, 0, "");
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::Dir, 0);
         Ok(())
     }
@@ -287,7 +295,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         // Symlink permissions mean nothing on Linux; fix them for stable bytes.
         let mut meta = self.normalise(meta, None);
         meta.mode = 0o777;
-        self.header(path, b'2', &meta, 0, target)?;
+        let written = self.header(path, b'2', &meta, 0, target);
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::Symlink, 0);
         Ok(())
     }
@@ -305,7 +314,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         validate_path(target)?;
         self.check_order(path)?;
         let meta = self.normalise(meta, self.options.file_mode);
-        self.header(path, b'1', &meta, 0, target)?;
+        let written = self.header(path, b'1', &meta, 0, target);
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::Hardlink, 0);
         Ok(())
     }
@@ -344,6 +354,9 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     /// # Errors
     /// A sink or compression error from the worker.
     pub fn finish(mut self) -> Result<(W, LayerInfo), LayerError> {
+        if self.poisoned {
+            return Err(LayerError::Poisoned);
+        }
         self.push(&[0; 2 * BLOCK])?;
         if self.filled > 0 {
             let mut last = std::mem::take(&mut self.buf);
@@ -375,7 +388,17 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             },
             None,
         );
-        self.header(marker, b'0', &meta, 0, "")
+        let written = self.header(marker, b'0', &meta, 0, "");
+        self.poison_on_error(written)
+    }
+
+    /// After a failure half-way through an entry the stream is broken: every
+    /// later call fails instead of producing a corrupt layer.
+    fn poison_on_error(&mut self, result: Result<(), LayerError>) -> Result<(), LayerError> {
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
     }
 
     fn record(&mut self, path: &str, kind: ChangeKind, size: u64) {
@@ -413,6 +436,9 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     }
 
     fn check_order(&mut self, path: &str) -> Result<(), LayerError> {
+        if self.poisoned {
+            return Err(LayerError::Poisoned);
+        }
         validate_path(path)?;
         if let Some(previous) = &self.previous {
             if path_order(previous, path) != Ordering::Less {
