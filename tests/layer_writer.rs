@@ -371,3 +371,30 @@ fn gnu_tar_reads_ids_too_large_for_ustar_from_pax_records() {
     let listing = String::from_utf8(out.stdout).unwrap();
     assert!(listing.contains("5000000/6000000"), "{listing}");
 }
+
+#[test]
+fn zstd_cli_decodes_zstd_layers() {
+    use std::process::{Command, Stdio};
+    let (tar, _) = sample_layer(Compression::None, LayerOptions::default());
+    let (zst, _) = sample_layer(Compression::ZSTD, LayerOptions::default());
+    let child = Command::new("zstd")
+        .args(["-d", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no zstd binary");
+        return;
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&zst));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == tar, "zstd -d output differs from the tar");
+}
