@@ -352,3 +352,36 @@ fn copy_layer_refuses_a_file_changed_after_planning() {
     assert!(err.to_string().contains("changed"), "{err}");
     assert!(plan.content_hash(&ctx, None).is_err());
 }
+
+#[test]
+fn hard_links_between_copied_files_stay_hard_links() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a/data.bin", "shared bytes");
+    fs::hard_link(dir.path().join("a/data.bin"), dir.path().join("b.bin")).unwrap();
+    let ctx = BuildContext::new(dir.path(), IgnoreMatcher::default()).unwrap();
+    let plan = ctx.plan_copy(&["."], "/x/").unwrap();
+    let tar = layer_bytes(&ctx, &plan, Compression::None);
+    let mut archive = tar::Archive::new(Cursor::new(tar));
+    let entries: Vec<_> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().entry_type(),
+                link,
+            )
+        })
+        .collect();
+    assert!(entries.contains(&("x/a/data.bin".into(), tar::EntryType::Regular, None)));
+    assert!(entries.contains(&(
+        "x/b.bin".into(),
+        tar::EntryType::Link,
+        Some("x/a/data.bin".into())
+    )));
+}

@@ -122,6 +122,8 @@ pub struct Stat {
     pub ctime_ns: i64,
     pub ino: u64,
     pub dev: u64,
+    /// Number of hard links to the inode.
+    pub nlink: u64,
 }
 
 impl Stat {
@@ -139,6 +141,7 @@ impl Stat {
                 .saturating_add(m.ctime_nsec()),
             ino: m.ino(),
             dev: m.dev(),
+            nlink: m.nlink(),
         }
     }
 
@@ -221,6 +224,30 @@ impl CopyPlan {
             .sum()
     }
 
+    /// For each entry, the index of an earlier file in the plan that is the
+    /// same inode (a hard link to it), as BuildKit keeps hard links between
+    /// copied files; `None` for everything else.
+    #[must_use]
+    pub fn hardlink_sources(&self) -> Vec<Option<usize>> {
+        let mut first: HashMap<(u64, u64), usize> = HashMap::new();
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if e.kind != EntryKind::File || e.stat.nlink < 2 {
+                    return None;
+                }
+                match first.entry((e.stat.dev, e.stat.ino)) {
+                    std::collections::hash_map::Entry::Occupied(seen) => Some(*seen.get()),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Computes the cache-key content digest: per entry (in order) its image
     /// path, type, permission bits, uid, gid, and the sha256 of a file's bytes
     /// or a symlink's target. Never mtimes. Files missing from `index` (or
@@ -262,9 +289,13 @@ impl CopyPlan {
         }
         let mut total = Sha256::new();
         total.update(b"kiln-context-v1\0");
-        for (entry, hash) in self.entries.iter().zip(&hashes) {
+        let links = self.hardlink_sources();
+        for ((entry, hash), link) in self.entries.iter().zip(&hashes).zip(&links) {
             let (tag, content): (u8, &[u8]) = match &entry.kind {
-                EntryKind::File => (b'f', hash.as_ref().map_or(&[][..], |h| &h[..])),
+                EntryKind::File => match link {
+                    Some(first) => (b'h', self.entries[*first].dest.as_bytes()),
+                    None => (b'f', hash.as_ref().map_or(&[][..], |h| &h[..])),
+                },
                 EntryKind::Dir => (b'd', &[]),
                 EntryKind::Symlink { target } => (b'l', target.as_bytes()),
             };

@@ -894,6 +894,8 @@ fn deflate_chunk(
 /// Streams a planned COPY straight from the build context into a layer:
 /// files are read from the context (never copied on disk first) in plan
 /// order, checked against the size and identity they had when selected.
+/// Files that are hard links to an earlier file of the plan become tar
+/// hard links, as BuildKit's copy keeps them.
 ///
 /// # Errors
 /// A context file that changed, vanished or cannot be read, or a layer error.
@@ -903,13 +905,18 @@ pub fn write_copy_layer<W: Write + Send + 'static>(
     writer: &mut LayerWriter<W>,
 ) -> Result<(), LayerError> {
     use std::os::unix::fs::OpenOptionsExt;
-    for entry in plan.entries() {
+    let links = plan.hardlink_sources();
+    for (entry, link) in plan.entries().iter().zip(links) {
         let meta = EntryMeta {
             mode: entry.stat.mode,
             uid: entry.stat.uid,
             gid: entry.stat.gid,
             mtime: entry.stat.mtime,
         };
+        if let Some(first) = link.and_then(|i| plan.entries().get(i)) {
+            writer.append_hardlink(&entry.dest, &meta, &first.dest)?;
+            continue;
+        }
         match &entry.kind {
             EntryKind::Dir => writer.append_dir(&entry.dest, &meta)?,
             EntryKind::Symlink { target } => writer.append_symlink(&entry.dest, &meta, target)?,
