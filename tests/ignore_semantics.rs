@@ -191,3 +191,38 @@ fn missing_ignore_file_excludes_nothing() {
     assert!(m.is_empty());
     assert!(!m.is_excluded("x"));
 }
+
+mod agreement {
+    use kiln::ignore::{glob_match, IgnoreMatcher};
+    use proptest::prelude::*;
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec!["a", "b", "/", "*", "?", "[ab]", "[^a]", ".", "\\*"]),
+            1..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "/", ".", "*"]), 0..8)
+            .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        /// Without `**`, a .dockerignore pattern matches a path exactly as
+        /// Go's filepath.Match does (Docker compiles both to the same
+        /// language); two independent implementations must agree.
+        #[test]
+        fn dockerignore_pattern_agrees_with_go_match_without_double_star(
+            raw in pattern(),
+            path in name(),
+        ) {
+            let Ok(m) = IgnoreMatcher::new([raw.as_str()]) else { return Ok(()) };
+            let Some(p) = m.patterns().first() else { return Ok(()) };
+            prop_assume!(!p.text().contains("**"));
+            let go = glob_match(p.text(), &path).expect("validated pattern");
+            prop_assert_eq!(p.matches(&path), go, "pattern {:?} path {:?}", p.text(), path);
+        }
+    }
+}

@@ -310,3 +310,78 @@ fn content_hash_ignores_mtime_but_sees_content_and_mode() {
     fs::write(root.join("b/c.txt"), "TWO").unwrap();
     assert_ne!(hash(), after_chmod, "content is part of the hash");
 }
+
+#[test]
+fn copy_exclude_patterns_drop_matching_files_relative_to_each_source() {
+    use kiln::build::context::CopyOptions;
+    let ctx = context(&fixture());
+    let options = CopyOptions {
+        excludes: vec!["*.md".into(), "nested".into()],
+    };
+    let plan = ctx
+        .plan_copy_with(&["src", "README.md", "Dockerfile"], "/x/", &options)
+        .unwrap();
+    assert_eq!(dests(&plan), ["x", "x/Dockerfile", "x/lib.rs", "x/main.rs"]);
+    let options = CopyOptions {
+        excludes: vec!["**/*.rs".into(), "!main.rs".into()],
+    };
+    let plan = ctx.plan_copy_with(&["src/"], "/x/", &options).unwrap();
+    assert_eq!(
+        dests(&plan),
+        ["x", "x/main.rs", "x/nested", "x/nested/deep.txt"]
+    );
+    let bad = CopyOptions {
+        excludes: vec!["[oops".into()],
+    };
+    assert!(matches!(
+        ctx.plan_copy_with(&["src"], "/x/", &bad),
+        Err(ContextError::BadPattern { .. })
+    ));
+}
+
+#[test]
+fn copy_layer_refuses_a_file_changed_after_planning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.txt", "before");
+    let ctx = BuildContext::new(dir.path(), IgnoreMatcher::default()).unwrap();
+    let plan = ctx.plan_copy(&["a.txt"], "/a.txt").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    fs::write(dir.path().join("a.txt"), "AFTER!").unwrap();
+    let mut writer = LayerWriter::new(Vec::new(), Compression::None, LayerOptions::default());
+    let err = write_copy_layer(&ctx, &plan, &mut writer).unwrap_err();
+    assert!(err.to_string().contains("changed"), "{err}");
+    assert!(plan.content_hash(&ctx, None).is_err());
+}
+
+#[test]
+fn hard_links_between_copied_files_stay_hard_links() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a/data.bin", "shared bytes");
+    fs::hard_link(dir.path().join("a/data.bin"), dir.path().join("b.bin")).unwrap();
+    let ctx = BuildContext::new(dir.path(), IgnoreMatcher::default()).unwrap();
+    let plan = ctx.plan_copy(&["."], "/x/").unwrap();
+    let tar = layer_bytes(&ctx, &plan, Compression::None);
+    let mut archive = tar::Archive::new(Cursor::new(tar));
+    let entries: Vec<_> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().entry_type(),
+                link,
+            )
+        })
+        .collect();
+    assert!(entries.contains(&("x/a/data.bin".into(), tar::EntryType::Regular, None)));
+    assert!(entries.contains(&(
+        "x/b.bin".into(),
+        tar::EntryType::Link,
+        Some("x/a/data.bin".into())
+    )));
+}

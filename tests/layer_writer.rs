@@ -259,6 +259,12 @@ fn a_file_shorter_or_longer_than_announced_is_an_error() {
         .append_file("f", &meta(0o644, 0), 2, &mut &b"longer"[..])
         .unwrap_err();
     assert!(matches!(err, LayerError::FileChanged { .. }), "{err}");
+    // The half-written entry makes the rest of the layer unusable.
+    assert!(matches!(
+        w.append_dir("g", &meta(0o755, 0)),
+        Err(LayerError::Poisoned)
+    ));
+    assert!(matches!(w.finish(), Err(LayerError::Poisoned)));
 }
 
 struct FailingSink;
@@ -298,4 +304,97 @@ fn empty_layer_is_two_zero_blocks() {
         .finish()
         .unwrap();
     assert_eq!(gunzip(&gz), vec![0u8; 1024]);
+}
+
+#[test]
+fn gnu_tar_lists_long_names_and_links() {
+    use std::process::{Command, Stdio};
+    let (tar, _) = sample_layer(Compression::GZIP, LayerOptions::default());
+    let child = Command::new("tar")
+        .args(["-tvzf", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no tar binary");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains(&format!("{LONG_DIR}/file")), "{listing}");
+    assert!(
+        listing.contains(&format!("app/self -> /{LONG_DIR}/target")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("app/big.link link to app/big.bin"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn gnu_tar_reads_ids_too_large_for_ustar_from_pax_records() {
+    use std::process::{Command, Stdio};
+    let mut w = LayerWriter::new(Vec::new(), Compression::None, LayerOptions::default());
+    let big_ids = EntryMeta {
+        mode: 0o644,
+        uid: 5_000_000,
+        gid: 6_000_000,
+        mtime: 1,
+    };
+    w.append_file("f", &big_ids, 2, &mut &b"hi"[..]).unwrap();
+    let (tar, _) = w.finish().unwrap();
+    let child = Command::new("tar")
+        .args(["--numeric-owner", "-tvf", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no tar binary");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains("5000000/6000000"), "{listing}");
+}
+
+#[test]
+fn zstd_cli_decodes_zstd_layers() {
+    use std::process::{Command, Stdio};
+    let (tar, _) = sample_layer(Compression::None, LayerOptions::default());
+    let (zst, _) = sample_layer(Compression::ZSTD, LayerOptions::default());
+    let child = Command::new("zstd")
+        .args(["-d", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no zstd binary");
+        return;
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&zst));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == tar, "zstd -d output differs from the tar");
 }

@@ -78,6 +78,9 @@ pub enum ContextError {
     /// A path used as a directory (trailing `/`, or a middle component) is not one.
     #[error("failed to select {source_path:?}: not a directory")]
     NotADirectory { source_path: String },
+    /// An `--exclude` pattern that is not valid (e.g. a lone `!`).
+    #[error("failed to compile COPY --exclude patterns: {detail}")]
+    BadExclude { detail: String },
     /// Several sources need a directory destination ending in `/`.
     #[error("failed to copy to {dest:?}: with more than one source the destination must be a directory and end with a /")]
     DestNotDirectory { dest: String },
@@ -119,6 +122,8 @@ pub struct Stat {
     pub ctime_ns: i64,
     pub ino: u64,
     pub dev: u64,
+    /// Number of hard links to the inode.
+    pub nlink: u64,
 }
 
 impl Stat {
@@ -136,7 +141,16 @@ impl Stat {
                 .saturating_add(m.ctime_nsec()),
             ino: m.ino(),
             dev: m.dev(),
+            nlink: m.nlink(),
         }
+    }
+
+    /// True when an open file is still the one this stat describes: same
+    /// inode, device, size and change time (any write moves ctime).
+    #[must_use]
+    pub fn same_file(&self, now: &Metadata) -> bool {
+        let now = Self::from_metadata(now);
+        (now.ino, now.dev, now.size, now.ctime_ns) == (self.ino, self.dev, self.size, self.ctime_ns)
     }
 
     fn mtime_ns(&self) -> i64 {
@@ -144,6 +158,13 @@ impl Stat {
             .saturating_mul(1_000_000_000)
             .saturating_add(self.mtime_nsec)
     }
+}
+
+/// Flags of a COPY that change what is selected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// `--exclude` patterns (`.dockerignore` syntax).
+    pub excludes: Vec<String>,
 }
 
 /// What an entry of a plan is.
@@ -203,6 +224,30 @@ impl CopyPlan {
             .sum()
     }
 
+    /// For each entry, the index of an earlier file in the plan that is the
+    /// same inode (a hard link to it), as BuildKit keeps hard links between
+    /// copied files; `None` for everything else.
+    #[must_use]
+    pub fn hardlink_sources(&self) -> Vec<Option<usize>> {
+        let mut first: HashMap<(u64, u64), usize> = HashMap::new();
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if e.kind != EntryKind::File || e.stat.nlink < 2 {
+                    return None;
+                }
+                match first.entry((e.stat.dev, e.stat.ino)) {
+                    std::collections::hash_map::Entry::Occupied(seen) => Some(*seen.get()),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Computes the cache-key content digest: per entry (in order) its image
     /// path, type, permission bits, uid, gid, and the sha256 of a file's bytes
     /// or a symlink's target. Never mtimes. Files missing from `index` (or
@@ -229,7 +274,10 @@ impl CopyPlan {
             .par_iter()
             .enumerate()
             .filter(|(i, e)| e.kind == EntryKind::File && known[*i].is_none())
-            .map(|(i, e)| hash_file(&context.root, e).map(|h| (i, h)))
+            .map_init(
+                || vec![0u8; 256 * 1024],
+                |buf, (i, e)| hash_file(&context.root, e, buf).map(|h| (i, h)),
+            )
             .collect::<Result<_, _>>()?;
         let mut hashes = known;
         for &(i, hash) in &fresh {
@@ -241,9 +289,13 @@ impl CopyPlan {
         }
         let mut total = Sha256::new();
         total.update(b"kiln-context-v1\0");
-        for (entry, hash) in self.entries.iter().zip(&hashes) {
+        let links = self.hardlink_sources();
+        for ((entry, hash), link) in self.entries.iter().zip(&hashes).zip(&links) {
             let (tag, content): (u8, &[u8]) = match &entry.kind {
-                EntryKind::File => (b'f', hash.as_ref().map_or(&[][..], |h| &h[..])),
+                EntryKind::File => match link {
+                    Some(first) => (b'h', self.entries[*first].dest.as_bytes()),
+                    None => (b'f', hash.as_ref().map_or(&[][..], |h| &h[..])),
+                },
                 EntryKind::Dir => (b'd', &[]),
                 EntryKind::Symlink { target } => (b'l', target.as_bytes()),
             };
@@ -269,7 +321,7 @@ impl CopyPlan {
     }
 }
 
-fn hash_file(root: &Path, entry: &ContextEntry) -> Result<[u8; 32], ContextError> {
+fn hash_file(root: &Path, entry: &ContextEntry, buf: &mut [u8]) -> Result<[u8; 32], ContextError> {
     let read_err = |source| ContextError::Read {
         path: entry.source.clone(),
         source,
@@ -280,16 +332,15 @@ fn hash_file(root: &Path, entry: &ContextEntry) -> Result<[u8; 32], ContextError
         .open(root.join(&entry.source))
         .map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
-    if meta.len() != entry.stat.size || meta.ino() != entry.stat.ino {
+    if !entry.stat.same_file(&meta) {
         return Err(ContextError::FileChanged {
             path: entry.source.clone(),
         });
     }
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match file.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -355,7 +406,8 @@ impl BuildContext {
     /// than one source (after glob expansion) needs a `dest` ending with `/`;
     /// a source with a trailing `/` must be a directory. Sources are relative
     /// to the context root (a leading `/` too); globs use Go `filepath.Match`.
-    /// `dest` is an absolute image path; `/` is always a directory.
+    /// `dest` is an absolute image path; `/` is always a directory (the
+    /// executor adds the trailing `/` when `dest` is an existing directory).
     ///
     /// # Errors
     /// Sources outside the context (directly or through a symlink), missing
@@ -365,6 +417,30 @@ impl BuildContext {
         sources: &[S],
         dest: &str,
     ) -> Result<CopyPlan, ContextError> {
+        self.plan_copy_with(sources, dest, &CopyOptions::default())
+    }
+
+    /// [`plan_copy`](Self::plan_copy) with `COPY --exclude` patterns: they
+    /// use `.dockerignore` syntax and are matched against paths relative to
+    /// each source (a file source by its name, a directory's contents by
+    /// their path inside it).
+    ///
+    /// # Errors
+    /// As [`plan_copy`](Self::plan_copy), plus malformed exclude patterns.
+    pub fn plan_copy_with<S: AsRef<str>>(
+        &self,
+        sources: &[S],
+        dest: &str,
+        options: &CopyOptions,
+    ) -> Result<CopyPlan, ContextError> {
+        let excludes = IgnoreMatcher::new(&options.excludes).map_err(|e| match e {
+            crate::ignore::IgnoreError::BadPattern { pattern, source } => {
+                ContextError::BadPattern { pattern, source }
+            }
+            other => ContextError::BadExclude {
+                detail: other.to_string(),
+            },
+        })?;
         let dest_clean = clean_path(&format!("/{dest}"));
         let dest_rel = dest_clean.trim_start_matches('/').to_owned();
         let dest_is_dir = dest.ends_with('/') || dest_rel.is_empty();
@@ -419,8 +495,12 @@ impl BuildContext {
                         stat: Stat::from_metadata(&r.meta),
                     });
                 }
-                entries.extend(self.walk_dir(&r.rel, &dest_rel)?);
-            } else {
+                let filter = SourceFilter {
+                    excludes: &excludes,
+                    base: &r.rel,
+                };
+                entries.extend(self.walk_dir(&r.rel, &dest_rel, &filter)?);
+            } else if !excludes.is_excluded(&r.name) {
                 let dest = if dest_is_dir {
                     join(&dest_rel, &r.name)
                 } else {
@@ -579,7 +659,12 @@ impl BuildContext {
     /// subdirectories), honouring `.dockerignore`. Excluded directories are
     /// entered only when an exception may re-include something inside, and
     /// kept only when something inside was re-included.
-    fn walk_dir(&self, rel: &str, dest: &str) -> Result<Vec<ContextEntry>, ContextError> {
+    fn walk_dir(
+        &self,
+        rel: &str,
+        dest: &str,
+        filter: &SourceFilter<'_>,
+    ) -> Result<Vec<ContextEntry>, ContextError> {
         let listing = fs::read_dir(self.root.join(rel)).map_err(|e| self.read_error(rel, e))?;
         // (entry, whether it is an excluded directory kept only if non-empty)
         let mut children: Vec<(ContextEntry, bool)> = Vec::new();
@@ -588,9 +673,14 @@ impl BuildContext {
             let name = os_to_string(&item.file_name(), &item.path())?;
             let source = join(rel, &name);
             let meta = item.metadata().map_err(|e| self.read_error(&source, e))?;
-            let excluded = self.ignore.is_excluded(&source);
+            let inner = filter.relative(&source);
+            let ignored = self.ignore.is_excluded(&source);
+            let unwanted = filter.excludes.is_excluded(inner);
+            let excluded = ignored || unwanted;
             let kind = if meta.is_dir() {
-                if excluded && !self.ignore.may_reinclude_below(&source) {
+                let hopeless = ignored && !self.ignore.may_reinclude_below(&source)
+                    || unwanted && !filter.excludes.may_reinclude_below(inner);
+                if hopeless {
                     continue;
                 }
                 EntryKind::Dir
@@ -627,7 +717,7 @@ impl BuildContext {
                 if entry.kind != EntryKind::Dir {
                     return Ok(vec![entry]);
                 }
-                let inner = self.walk_dir(&entry.source, &entry.dest)?;
+                let inner = self.walk_dir(&entry.source, &entry.dest, filter)?;
                 if excluded && inner.is_empty() {
                     return Ok(inner);
                 }
@@ -648,6 +738,25 @@ impl BuildContext {
                 rel.to_owned()
             },
             source,
+        }
+    }
+}
+
+/// `COPY --exclude` patterns and the source directory they are relative to.
+struct SourceFilter<'a> {
+    excludes: &'a IgnoreMatcher,
+    base: &'a str,
+}
+
+impl SourceFilter<'_> {
+    fn relative<'p>(&self, source: &'p str) -> &'p str {
+        if self.base.is_empty() {
+            source
+        } else {
+            source
+                .strip_prefix(self.base)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or(source)
         }
     }
 }

@@ -12,7 +12,8 @@
 //! and no sub-second times; gzip output has a fixed header (no name, no mtime)
 //! and is made of independently deflated fixed-size chunks (so it can be
 //! compressed on several cores and still be the same bytes for the same
-//! input); zstd is single-threaded with fixed parameters.
+//! input); zstd uses its streaming multi-threaded mode, whose output does
+//! not depend on the number of workers.
 //!
 //! This module owns the tar format and compression. It does not choose what
 //! goes into a layer ([`super::context`] selects COPY sources; RUN layers come
@@ -20,10 +21,11 @@
 //! Main type: [`LayerWriter`]; COPY layers: [`write_copy_layer`].
 
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use sha2::{Digest as _, Sha256};
@@ -66,6 +68,9 @@ pub enum LayerError {
     /// The compressor failed.
     #[error("failed to compress layer")]
     Compress(#[source] io::Error),
+    /// An earlier append failed half-way; the tar stream is unusable.
+    #[error("failed to continue layer: an earlier entry failed while being written")]
+    Poisoned,
     /// The worker thread stopped without a result (it panicked).
     #[error("failed to finish layer: the compression thread stopped unexpectedly")]
     WorkerLost,
@@ -203,7 +208,11 @@ struct WorkerResult<W> {
 /// thread. Call [`finish`](Self::finish) to get the sink back with the
 /// [`LayerInfo`]; dropping the writer abandons the layer.
 pub struct LayerWriter<W: Write + Send + 'static> {
+    /// Always `CHUNK_SIZE` long (zeroed once per allocation, buffers are
+    /// recycled), so files are read straight into it without clearing;
+    /// `filled` bytes of it are stream data.
     buf: Vec<u8>,
+    filled: usize,
     tx: Option<SyncSender<Vec<u8>>>,
     recycled: Receiver<Vec<u8>>,
     worker: Option<JoinHandle<Result<WorkerResult<W>, LayerError>>>,
@@ -212,6 +221,7 @@ pub struct LayerWriter<W: Write + Send + 'static> {
     previous: Option<String>,
     uncompressed: u64,
     summary: ChangeSummary,
+    poisoned: bool,
 }
 
 impl<W: Write + Send + 'static> LayerWriter<W> {
@@ -222,7 +232,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         let (recycle_tx, recycled) = mpsc::channel();
         let worker = std::thread::spawn(move || run_worker(sink, compression, &rx, &recycle_tx));
         Self {
-            buf: Vec::with_capacity(CHUNK_SIZE),
+            buf: vec![0; CHUNK_SIZE],
+            filled: 0,
             tx: Some(tx),
             recycled,
             worker: Some(worker),
@@ -231,6 +242,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             previous: None,
             uncompressed: 0,
             summary: ChangeSummary::default(),
+            poisoned: false,
         }
     }
 
@@ -248,8 +260,10 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     ) -> Result<(), LayerError> {
         self.check_order(path)?;
         let meta = self.normalise(meta, self.options.file_mode);
-        self.header(path, b'0', &meta, size, "")?;
-        self.copy_data(path, size, reader)?;
+        let written = self
+            .header(path, b'0', &meta, size, "")
+            .and_then(|()| self.copy_data(path, size, reader));
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::File, size);
         Ok(())
     }
@@ -261,7 +275,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     pub fn append_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<(), LayerError> {
         self.check_order(path)?;
         let meta = self.normalise(meta, self.options.dir_mode);
-        self.header(&format!("{path}/"), b'5', &meta, 0, "")?;
+        let written = self.header(&format!("{path}/"), b'5', &meta, 0, "");
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::Dir, 0);
         Ok(())
     }
@@ -280,7 +295,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         // Symlink permissions mean nothing on Linux; fix them for stable bytes.
         let mut meta = self.normalise(meta, None);
         meta.mode = 0o777;
-        self.header(path, b'2', &meta, 0, target)?;
+        let written = self.header(path, b'2', &meta, 0, target);
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::Symlink, 0);
         Ok(())
     }
@@ -298,7 +314,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         validate_path(target)?;
         self.check_order(path)?;
         let meta = self.normalise(meta, self.options.file_mode);
-        self.header(path, b'1', &meta, 0, target)?;
+        let written = self.header(path, b'1', &meta, 0, target);
+        self.poison_on_error(written)?;
         self.record(path, ChangeKind::Hardlink, 0);
         Ok(())
     }
@@ -337,9 +354,14 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     /// # Errors
     /// A sink or compression error from the worker.
     pub fn finish(mut self) -> Result<(W, LayerInfo), LayerError> {
+        if self.poisoned {
+            return Err(LayerError::Poisoned);
+        }
         self.push(&[0; 2 * BLOCK])?;
-        if !self.buf.is_empty() {
-            let last = std::mem::take(&mut self.buf);
+        if self.filled > 0 {
+            let mut last = std::mem::take(&mut self.buf);
+            last.truncate(self.filled);
+            self.filled = 0;
             self.send(last)?;
         }
         drop(self.tx.take());
@@ -366,7 +388,17 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             },
             None,
         );
-        self.header(marker, b'0', &meta, 0, "")
+        let written = self.header(marker, b'0', &meta, 0, "");
+        self.poison_on_error(written)
+    }
+
+    /// After a failure half-way through an entry the stream is broken: every
+    /// later call fails instead of producing a corrupt layer.
+    fn poison_on_error(&mut self, result: Result<(), LayerError>) -> Result<(), LayerError> {
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
     }
 
     fn record(&mut self, path: &str, kind: ChangeKind, size: u64) {
@@ -404,6 +436,9 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     }
 
     fn check_order(&mut self, path: &str) -> Result<(), LayerError> {
+        if self.poisoned {
+            return Err(LayerError::Poisoned);
+        }
         validate_path(path)?;
         if let Some(previous) = &self.previous {
             if path_order(previous, path) != Ordering::Less {
@@ -469,18 +504,16 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     ) -> Result<(), LayerError> {
         let mut left = size;
         while left > 0 {
-            if self.buf.len() == CHUNK_SIZE {
+            if self.filled == CHUNK_SIZE {
                 self.flush_chunk()?;
             }
-            let start = self.buf.len();
+            let start = self.filled;
             let room = (CHUNK_SIZE - start).min(usize::try_from(left).unwrap_or(usize::MAX));
-            self.buf.resize(start + room, 0);
             let n = loop {
-                match reader.read(&mut self.buf[start..]) {
+                match reader.read(&mut self.buf[start..start + room]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(source) => {
-                        self.buf.truncate(start);
                         return Err(LayerError::Read {
                             path: path.to_owned(),
                             source,
@@ -488,7 +521,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
                     }
                 }
             };
-            self.buf.truncate(start + n);
+            self.filled += n;
             if n == 0 {
                 return Err(LayerError::FileChanged {
                     path: path.to_owned(),
@@ -520,24 +553,23 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     fn push(&mut self, mut bytes: &[u8]) -> Result<(), LayerError> {
         self.uncompressed += bytes.len() as u64;
         while !bytes.is_empty() {
-            if self.buf.len() == CHUNK_SIZE {
+            if self.filled == CHUNK_SIZE {
                 self.flush_chunk()?;
             }
-            let room = CHUNK_SIZE - self.buf.len();
-            let take = room.min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..take]);
+            let take = (CHUNK_SIZE - self.filled).min(bytes.len());
+            self.buf[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
             bytes = &bytes[take..];
         }
         Ok(())
     }
 
     fn flush_chunk(&mut self) -> Result<(), LayerError> {
-        let fresh = self
-            .recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE));
+        let mut fresh = self.recycled.try_recv().unwrap_or_default();
+        // Only a short (last) chunk or a new buffer needs zeroing here.
+        fresh.resize(CHUNK_SIZE, 0);
         let full = std::mem::replace(&mut self.buf, fresh);
-        self.buf.clear();
+        self.filled = 0;
         self.send(full)
     }
 
@@ -697,6 +729,14 @@ fn run_worker<W: Write>(
         Compression::Zstd { level } => {
             let mut encoder =
                 zstd::stream::write::Encoder::new(&mut out, level).map_err(LayerError::Compress)?;
+            // Streaming multi-threaded zstd gives the same bytes for any
+            // number of workers >= 1, so always use at least one.
+            let workers = std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .clamp(1, 8);
+            encoder
+                .multithread(u32::try_from(workers).unwrap_or(1))
+                .map_err(LayerError::Compress)?;
             for chunk in rx {
                 diff.update(&chunk);
                 encoder.write_all(&chunk).map_err(LayerError::Write)?;
@@ -717,7 +757,9 @@ fn run_worker<W: Write>(
 /// Gzip framing around independently deflated chunks. Each chunk is a raw
 /// deflate stream ended by a sync flush (byte aligned, not final), so the
 /// concatenation is one valid deflate stream; a final empty block closes it.
-/// Chunks are compressed on the rayon pool, written back in order.
+/// Chunks are deflated by helper threads owned by this layer (not the rayon
+/// pool: a caller blocked on a full queue inside a rayon task must not
+/// starve its own compressor) and written back in order.
 fn gzip_chunks<W: Write>(
     out: &mut HashingSink<W>,
     diff: &mut Sha256,
@@ -728,28 +770,64 @@ fn gzip_chunks<W: Write>(
     // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown): no name, no time.
     out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
         .map_err(LayerError::Write)?;
-    let mut crc = flate2::Crc::new();
-    let mut pending: VecDeque<Receiver<Result<Vec<u8>, io::Error>>> = VecDeque::new();
-    let in_flight = rayon::current_num_threads().max(1) * 2;
     let level = flate2::Compression::new(level);
-    for chunk in rx {
-        diff.update(&chunk);
-        crc.update(&chunk);
-        let (done_tx, done_rx) = mpsc::sync_channel(1);
-        let recycle = recycle.clone();
-        rayon::spawn(move || {
-            let result = deflate_chunk(&chunk, level, flate2::FlushCompress::Sync);
-            let _ = recycle.send(chunk);
-            let _ = done_tx.send(result);
-        });
-        pending.push_back(done_rx);
-        while pending.len() >= in_flight {
-            write_next(out, &mut pending)?;
+    let helpers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, 8);
+    let mut crc = flate2::Crc::new();
+    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(helpers * 2);
+    let (done_tx, done_rx) = mpsc::channel::<(u64, io::Result<Vec<u8>>)>();
+    let jobs = Mutex::new(job_rx);
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            let (jobs, done_tx, recycle) = (&jobs, done_tx.clone(), recycle.clone());
+            scope.spawn(move || loop {
+                let job = match jobs.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => break,
+                };
+                let Ok((seq, chunk)) = job else { break };
+                let result = deflate_chunk(&chunk, level, flate2::FlushCompress::Sync);
+                let _ = recycle.send(chunk);
+                if done_tx.send((seq, result)).is_err() {
+                    break;
+                }
+            });
         }
-    }
-    while !pending.is_empty() {
-        write_next(out, &mut pending)?;
-    }
+        drop(done_tx);
+        let mut ordered = InOrder {
+            pending: BTreeMap::new(),
+            next: 0,
+        };
+        let mut sent = 0u64;
+        let fed = (|| {
+            for chunk in rx {
+                diff.update(&chunk);
+                crc.update(&chunk);
+                job_tx
+                    .send((sent, chunk))
+                    .map_err(|_| LayerError::WorkerLost)?;
+                sent += 1;
+                while let Ok((seq, result)) = done_rx.try_recv() {
+                    ordered.pending.insert(seq, result);
+                }
+                ordered.write_ready(out)?;
+            }
+            Ok(())
+        })();
+        // Release the helpers even on error, so that the scope can end.
+        drop(job_tx);
+        fed?;
+        for (seq, result) in &done_rx {
+            ordered.pending.insert(seq, result);
+            ordered.write_ready(out)?;
+        }
+        if ordered.next == sent {
+            Ok(())
+        } else {
+            Err(LayerError::WorkerLost)
+        }
+    })?;
     let tail =
         deflate_chunk(&[], level, flate2::FlushCompress::Finish).map_err(LayerError::Compress)?;
     out.write_all(&tail).map_err(LayerError::Write)?;
@@ -759,18 +837,21 @@ fn gzip_chunks<W: Write>(
     out.write_all(&trailer).map_err(LayerError::Write)
 }
 
-fn write_next<W: Write>(
-    out: &mut HashingSink<W>,
-    pending: &mut VecDeque<Receiver<Result<Vec<u8>, io::Error>>>,
-) -> Result<(), LayerError> {
-    let Some(next) = pending.pop_front() else {
-        return Ok(());
-    };
-    let compressed = next
-        .recv()
-        .map_err(|_| LayerError::WorkerLost)?
-        .map_err(LayerError::Compress)?;
-    out.write_all(&compressed).map_err(LayerError::Write)
+/// Compressed chunks waiting for their turn to be written.
+struct InOrder {
+    pending: BTreeMap<u64, io::Result<Vec<u8>>>,
+    next: u64,
+}
+
+impl InOrder {
+    fn write_ready<W: Write>(&mut self, out: &mut HashingSink<W>) -> Result<(), LayerError> {
+        while let Some(result) = self.pending.remove(&self.next) {
+            let compressed = result.map_err(LayerError::Compress)?;
+            out.write_all(&compressed).map_err(LayerError::Write)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
 }
 
 fn deflate_chunk(
@@ -813,6 +894,8 @@ fn deflate_chunk(
 /// Streams a planned COPY straight from the build context into a layer:
 /// files are read from the context (never copied on disk first) in plan
 /// order, checked against the size and identity they had when selected.
+/// Files that are hard links to an earlier file of the plan become tar
+/// hard links, as BuildKit's copy keeps them.
 ///
 /// # Errors
 /// A context file that changed, vanished or cannot be read, or a layer error.
@@ -821,14 +904,19 @@ pub fn write_copy_layer<W: Write + Send + 'static>(
     plan: &CopyPlan,
     writer: &mut LayerWriter<W>,
 ) -> Result<(), LayerError> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    for entry in plan.entries() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let links = plan.hardlink_sources();
+    for (entry, link) in plan.entries().iter().zip(links) {
         let meta = EntryMeta {
             mode: entry.stat.mode,
             uid: entry.stat.uid,
             gid: entry.stat.gid,
             mtime: entry.stat.mtime,
         };
+        if let Some(first) = link.and_then(|i| plan.entries().get(i)) {
+            writer.append_hardlink(&entry.dest, &meta, &first.dest)?;
+            continue;
+        }
         match &entry.kind {
             EntryKind::Dir => writer.append_dir(&entry.dest, &meta)?,
             EntryKind::Symlink { target } => writer.append_symlink(&entry.dest, &meta, target)?,
@@ -855,10 +943,7 @@ pub fn write_copy_layer<W: Write + Send + 'static>(
                     path: shown(),
                     source,
                 })?;
-                if now.len() != entry.stat.size
-                    || now.ino() != entry.stat.ino
-                    || now.dev() != entry.stat.dev
-                {
+                if !entry.stat.same_file(&now) {
                     return Err(LayerError::FileChanged { path: shown() });
                 }
                 writer.append_file(&entry.dest, &meta, entry.stat.size, &mut file)?;
