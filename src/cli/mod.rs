@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about = "A daemonless Dockerfile build toolchain and linter")]
+#[command(
+    name = "kiln",
+    version,
+    about = "A daemonless Dockerfile build toolchain and linter"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,0 +1,138 @@
+//! RUN behaviour a user sees: exit codes, environment, working directory, user, and the
+//! changes that end up in the layer.
+
+mod sandbox_support;
+
+use kiln::sandbox::{upper_changes, Change, ChangeKind, ExitStatus};
+use sandbox_support::{run, sh, skipped, spec};
+
+#[test]
+fn exit_code_of_the_command_is_reported() {
+    if skipped("exit_code_of_the_command_is_reported") {
+        return;
+    }
+    assert_eq!(sh("exit 0").outcome.status, ExitStatus::Code(0));
+    assert_eq!(sh("exit 7").outcome.status, ExitStatus::Code(7));
+    // The command is pid 1 of its namespace (as in BuildKit); a child killed by a signal
+    // shows up the shell way.
+    assert_eq!(
+        sh("sh -c 'kill -9 $$'; exit $?").outcome.status,
+        ExitStatus::Code(137)
+    );
+}
+
+#[test]
+fn env_cwd_user_and_hostname_are_visible() {
+    if skipped("env_cwd_user_and_hostname_are_visible") {
+        return;
+    }
+    let (mut s, dir) = spec("echo \"$GREETING|$(pwd)|$(id -u):$(id -g)|$(hostname)|$HOME\"");
+    s.env.push(("GREETING".into(), "hello world".into()));
+    s.cwd = "/work/dir".into();
+    s.user = "nobody".into();
+    let ran = run(s, dir);
+    assert_eq!(
+        ran.output.trim(),
+        "hello world|/work/dir|65534:65534|buildkitsandbox|/nonexistent"
+    );
+    let (mut s, dir) = spec("id -u; id -g; id -G");
+    s.user = "1234:5678".into();
+    let ran = run(s, dir);
+    assert_eq!(
+        ran.output.split_whitespace().collect::<Vec<_>>(),
+        ["1234", "5678", "5678"]
+    );
+}
+
+#[test]
+fn stdin_feeds_the_heredoc_body() {
+    if skipped("stdin_feeds_the_heredoc_body") {
+        return;
+    }
+    let (mut s, dir) = spec("unused");
+    s.args = vec!["/bin/sh".into()];
+    s.stdin = Some(b"echo from-heredoc\nexit 3\n".to_vec());
+    let ran = run(s, dir);
+    assert_eq!(ran.output.trim(), "from-heredoc");
+    assert_eq!(ran.code(), 3);
+}
+
+#[test]
+fn exec_form_runs_without_a_shell_and_missing_programs_are_errors() {
+    if skipped("exec_form_runs_without_a_shell_and_missing_programs_are_errors") {
+        return;
+    }
+    let (mut s, dir) = spec("unused");
+    s.args = vec!["echo".into(), "$HOME".into(), "a b".into()];
+    assert_eq!(run(s, dir).output, "$HOME a b\n");
+    let (mut s, dir) = spec("unused");
+    s.args = vec!["no-such-program".into()];
+    let err = kiln::sandbox::run(&s, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, kiln::sandbox::SandboxError::Exec { .. }),
+        "{err}"
+    );
+    drop(dir);
+}
+
+#[test]
+fn created_modified_and_deleted_files_show_up_as_layer_changes() {
+    if skipped("created_modified_and_deleted_files_show_up_as_layer_changes") {
+        return;
+    }
+    let ran = sh(
+        "echo new > /new-file && echo changed > /data/keep && rm /data/remove-me \
+                  && rm -r /data/sub && mkdir /data/sub && echo fresh > /data/sub/fresh \
+                  && ln -s /data/keep /data/link",
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.output);
+    let changes = upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+    let c = |path: &str, kind| Change {
+        path: path.into(),
+        kind,
+    };
+    let expected = vec![
+        c("data", ChangeKind::Modified),
+        c("data/keep", ChangeKind::Modified),
+        c("data/link", ChangeKind::Added),
+        c("data/remove-me", ChangeKind::Whiteout),
+        c("data/sub", ChangeKind::Modified),
+        c("data/sub", ChangeKind::Opaque),
+        c("data/sub/fresh", ChangeKind::Added),
+        c("new-file", ChangeKind::Added),
+    ];
+    assert_eq!(changes, expected);
+    assert_eq!(
+        std::fs::read_to_string(ran.upper().join("data/keep")).unwrap(),
+        "changed\n"
+    );
+}
+
+#[test]
+fn an_empty_run_leaves_no_changes_even_though_mount_points_were_needed() {
+    if skipped("an_empty_run_leaves_no_changes_even_though_mount_points_were_needed") {
+        return;
+    }
+    // /etc/hosts and /etc/resolv.conf do not exist in the image: kiln creates mount points for
+    // them, and for /mnt/cache/x, and must remove them again.
+    let cache = tempfile::tempdir().unwrap();
+    let (mut s, dir) = spec("true");
+    s.mounts.push(kiln::sandbox::MountSpec::Cache {
+        source: cache.path().to_path_buf(),
+        target: "/mnt/cache/x".into(),
+    });
+    let ran = run(s, dir);
+    assert_eq!(ran.code(), 0, "{}", ran.output);
+    let changes = upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+    assert_eq!(changes, vec![]);
+}
+
+#[test]
+fn names_that_would_become_whiteouts_are_refused_in_the_layer() {
+    if skipped("names_that_would_become_whiteouts_are_refused_in_the_layer") {
+        return;
+    }
+    let ran = sh("touch /.wh.etc");
+    let err = upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap_err();
+    assert!(err.to_string().contains(".wh.etc"), "{err}");
+}
