@@ -437,13 +437,23 @@ impl Rootfs<'_> {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(Fail { step: what, err: e }),
         }
+        // The deepest existing ancestor gets a new mtime from what is created below it; the
+        // parent restores it after the run.
+        let mut depth = parents.len();
+        let ancestor = loop {
+            match self.resolve(&parents[..depth]) {
+                Ok(fd) => break fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && depth > 0 => depth -= 1,
+                Err(e) => return Err(Fail { step: what, err: e }),
+            }
+        };
+        let before = Self::mtime(ancestor.as_fd()).step(&what)?;
         let (parent, created) = inroot::ensure_dir(self.root.as_fd(), parents).step(&what)?;
         for dir in &created {
             if let Some(path) = self.real_path(dir.as_fd()) {
                 send(self.plan.fds.report, &Report::Stub { dir: true, path });
             }
         }
-        let before = Self::mtime(parent.as_fd()).step(&what)?;
         let cname = sys::cstr(name).step(&what)?;
         if is_file {
             sys::openat(
@@ -456,18 +466,16 @@ impl Rootfs<'_> {
         } else {
             sys::mkdirat(parent.as_fd(), &cname, 0o755).step(&what)?;
         }
-        let after = Self::mtime(parent.as_fd()).step(&what)?;
-        if created.is_empty() {
-            if let Some(path) = self.real_path(parent.as_fd()) {
-                send(
-                    self.plan.fds.report,
-                    &Report::Touched {
-                        path,
-                        before,
-                        after,
-                    },
-                );
-            }
+        let after = Self::mtime(ancestor.as_fd()).step(&what)?;
+        if let Some(path) = self.real_path(ancestor.as_fd()) {
+            send(
+                self.plan.fds.report,
+                &Report::Touched {
+                    path,
+                    before,
+                    after,
+                },
+            );
         }
         let fd = self.resolve(&comps).step(&what)?;
         if let Some(path) = self.real_path(fd.as_fd()) {

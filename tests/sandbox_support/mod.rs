@@ -139,3 +139,11 @@ pub fn sh(script: &str) -> Ran {
     let (spec, dir) = spec(script);
     run(spec, dir)
 }
+
+/// The path of `tool` in PATH, if installed.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
