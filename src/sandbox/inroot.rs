@@ -53,34 +53,71 @@ pub fn resolve(
     sys::open_in_root(root, &join(components)?, libc::O_PATH | flags)
 }
 
-/// Like [`resolve`] for a directory, creating missing directories (mode 0755) on the way.
-/// Returns the directory and handles to the directories it created, shallowest first.
+/// How many dangling symlinks [`ensure_dir`] follows before giving up (like the kernel's 40).
+const MAX_LINKS: usize = 40;
+
+/// Like [`resolve`] for a directory, creating missing directories (mode 0755) on the way. A
+/// dangling symlink on the way is followed (inside the root) and its target created, as
+/// `mkdir -p` in the container would. Returns the directory and handles to the directories it
+/// created, shallowest first.
 pub fn ensure_dir(
     root: BorrowedFd<'_>,
     components: &[&str],
 ) -> io::Result<(OwnedFd, Vec<OwnedFd>)> {
     let mut created = Vec::new();
-    match resolve(root, components, libc::O_DIRECTORY) {
-        Ok(fd) => return Ok((fd, created)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
-    let mut cur = resolve(root, &[], libc::O_DIRECTORY)?;
-    for i in 0..components.len() {
-        let prefix = &components[..=i];
-        match resolve(root, prefix, libc::O_DIRECTORY) {
-            Ok(fd) => cur = fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                // `cur` is the already resolved parent; creating the name there cannot leave the
-                // root. A dangling symlink under that name makes mkdirat fail with EEXIST.
-                sys::mkdirat(cur.as_fd(), &sys::cstr(components[i])?, 0o755)?;
-                cur = resolve(root, prefix, libc::O_DIRECTORY)?;
-                created.push(cur.try_clone()?);
-            }
+    let mut path: Vec<String> = components.iter().map(|c| c.to_string()).collect();
+    let mut links = 0;
+    'restart: loop {
+        let comps: Vec<&str> = path.iter().map(String::as_str).collect();
+        match resolve(root, &comps, libc::O_DIRECTORY) {
+            Ok(fd) => return Ok((fd, created)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
+        let mut cur = resolve(root, &[], libc::O_DIRECTORY)?;
+        for i in 0..comps.len() {
+            let prefix = &comps[..=i];
+            match resolve(root, prefix, libc::O_DIRECTORY) {
+                Ok(fd) => {
+                    cur = fd;
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            // `cur` is the already resolved parent; creating the name there cannot leave the
+            // root.
+            let name = sys::cstr(comps[i])?;
+            match sys::mkdirat(cur.as_fd(), &name, 0o755) {
+                Ok(()) => {
+                    cur = resolve(root, prefix, libc::O_DIRECTORY)?;
+                    created.push(cur.try_clone()?);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    // A dangling symlink: continue from its target, re-anchored at the root.
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                    }
+                    let target = sys::readlinkat(cur.as_fd(), &name)?;
+                    let target = String::from_utf8_lossy(&target).into_owned();
+                    let base = if target.starts_with('/') {
+                        String::new()
+                    } else {
+                        comps[..i].join("/")
+                    };
+                    let rest = comps[i + 1..].join("/");
+                    path = clean_components(&format!("{base}/{target}/{rest}"))
+                        .into_iter()
+                        .map(String::from)
+                        .collect();
+                    continue 'restart;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok((cur, created));
     }
-    Ok((cur, created))
 }
 
 /// Walks `components` from `dir` without following any symlink (each step is

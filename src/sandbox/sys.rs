@@ -351,3 +351,22 @@ pub fn locked_mount_flags(fd: BorrowedFd<'_>) -> io::Result<nix::mount::MsFlags>
     }
     Ok(flags)
 }
+
+/// Reads the target of the symlink `name` in `dir`.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid descriptor, NUL-terminated name and a live buffer of the given length.
+    let rc = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(rc as usize);
+    Ok(buf)
+}
