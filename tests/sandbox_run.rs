@@ -136,3 +136,37 @@ fn names_that_would_become_whiteouts_are_refused_in_the_layer() {
     let err = upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap_err();
     assert!(err.to_string().contains(".wh.etc"), "{err}");
 }
+
+/// Prints the overhead of an empty `RUN true` (setup, teardown and reading the empty layer).
+/// Run with `cargo test --release --test sandbox_run -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_empty_run_overhead() {
+    if skipped("measure_empty_run_overhead") {
+        return;
+    }
+    for network in [
+        kiln::sandbox::NetworkMode::None,
+        kiln::sandbox::NetworkMode::Slirp,
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            let (mut s, dir) = spec("true");
+            s.network = network;
+            let start = std::time::Instant::now();
+            let ran = run(s, dir);
+            let changes =
+                upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+            times.push(start.elapsed());
+            assert!(changes.is_empty() && ran.code() == 0);
+            assert_eq!(ran.outcome.network, network);
+        }
+        times.sort();
+        eprintln!(
+            "empty RUN with {network:?}: min {:?}, median {:?}, max {:?} (30 runs)",
+            times[0],
+            times[times.len() / 2],
+            times[times.len() - 1]
+        );
+    }
+}
