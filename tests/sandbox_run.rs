@@ -170,3 +170,100 @@ fn measure_empty_run_overhead() {
         );
     }
 }
+
+const ROOTLESS_CHILD: &str = "KILN_TEST_ROOTLESS_CHILD";
+
+/// Re-runs this test binary as uid 65534 (the catalogue's FX-user) to exercise the rootless
+/// path: container root maps to the invoking user, and the layer still records changes and
+/// whiteouts.
+#[test]
+fn rootless_run_maps_container_root_to_the_invoking_user() {
+    if std::env::var_os(ROOTLESS_CHILD).is_some() {
+        let ran = sh(
+            "id -u; cat /proc/self/uid_map; grep -E 'CapEff|Seccomp' /proc/self/status; \
+                      echo new > /created && rm /data/remove-me && echo wrote",
+        );
+        let changes =
+            upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+        println!("OUTPUT<<{}>>", ran.output);
+        println!("CHANGES<<{changes:?}>>");
+        return;
+    }
+    if skipped("rootless_run_maps_container_root_to_the_invoking_user") {
+        return;
+    }
+    if sandbox_support::which("setpriv").is_none() {
+        eprintln!("skipped: rootless_run_maps_container_root_to_the_invoking_user: setpriv is not installed");
+        return;
+    }
+    let probe = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-U",
+            "true",
+        ])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: rootless_run_maps_container_root_to_the_invoking_user: unprivileged user namespaces are disabled");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "rootless_run_maps_container_root_to_the_invoking_user",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROOTLESS_CHILD, "1")
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output = stdout
+        .split("OUTPUT<<")
+        .nth(1)
+        .and_then(|s| s.split(">>").next())
+        .unwrap_or("");
+    let mut lines = output.lines();
+    assert_eq!(lines.next(), Some("0"), "{stdout}");
+    let map: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(map, ["0", "65534", "1"], "{stdout}");
+    assert!(
+        output.contains("Seccomp:\t2") && output.contains("CapEff:\t00000000a80425fb"),
+        "{stdout}"
+    );
+    assert!(output.contains("wrote"), "{stdout}");
+    assert!(
+        stdout.contains("path: \"created\", kind: Added"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("path: \"data/remove-me\", kind: Whiteout"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn resource_limits_apply_inside_the_run() {
+    if skipped("resource_limits_apply_inside_the_run") {
+        return;
+    }
+    let (mut s, dir) = spec("ulimit -n");
+    s.rlimits.push(kiln::sandbox::Rlimit {
+        resource: nix::sys::resource::Resource::RLIMIT_NOFILE,
+        soft: 256,
+        hard: 512,
+    });
+    assert_eq!(run(s, dir).output.trim(), "256");
+}

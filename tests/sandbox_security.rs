@@ -466,3 +466,58 @@ fn setup_errors_clean_up_and_name_the_step() {
     assert!(changes.is_empty(), "{changes:?}");
     drop(dir);
 }
+
+const KILLED_CHILD: &str = "KILN_TEST_KILLED_BUILDER";
+
+/// Catalogue R2: a builder killed with SIGKILL in the middle of a RUN leaves no process behind.
+#[test]
+fn killing_the_builder_kills_the_run() {
+    if let Some(marker) = std::env::var_os(KILLED_CHILD) {
+        let marker = marker.to_string_lossy().into_owned();
+        let _ = sh(&format!("sleep 1000; true # {marker}"));
+        return;
+    }
+    if skipped("killing_the_builder_kills_the_run") {
+        return;
+    }
+    let marker = format!("kiln-r2-{}", std::process::id());
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "killing_the_builder_kills_the_run",
+            "--nocapture",
+        ])
+        .env(KILLED_CHILD, &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let mut started = false;
+    for _ in 0..200 {
+        if running() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "the RUN never started");
+    let mut gone = false;
+    for _ in 0..80 {
+        if !running() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(gone, "the RUN outlived the killed builder");
+}

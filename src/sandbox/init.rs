@@ -284,7 +284,8 @@ fn intermediate_inner(plan: &Plan<'_>) -> Result<(), Fail> {
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWCGROUP;
     if plan.network != NetworkMode::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }

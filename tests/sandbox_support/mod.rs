@@ -39,13 +39,29 @@ fn busybox() -> Option<&'static str> {
     BUSYBOX.iter().copied().find(|p| Path::new(p).is_file())
 }
 
-/// A busybox root filesystem, built once per test process (a read-only lower dir).
+/// A busybox root filesystem (a read-only lower dir), built once per user and reused: it is
+/// built under a temporary name and renamed into place, so a path that exists is complete.
 pub fn rootfs() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let base = std::env::temp_dir().join(format!("kiln-test-rootfs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        make_rootfs(&base);
+        let euid = nix::unistd::geteuid().as_raw();
+        let base = std::env::temp_dir().join(format!("kiln-test-busybox-rootfs-v1-{euid}"));
+        if let Ok(m) = std::fs::symlink_metadata(&base) {
+            if m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == euid {
+                return base;
+            }
+            panic!(
+                "{} exists but is not a directory owned by us",
+                base.display()
+            );
+        }
+        let tmp = base.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        make_rootfs(&tmp);
+        if std::fs::rename(&tmp, &base).is_err() {
+            // Another test process won the race; its copy is complete.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
         base
     })
 }
