@@ -521,3 +521,57 @@ fn killing_the_builder_kills_the_run() {
     }
     assert!(gone, "the RUN outlived the killed builder");
 }
+
+#[test]
+fn symlinked_proc_or_dev_in_the_image_is_refused() {
+    if skipped("symlinked_proc_or_dev_in_the_image_is_refused") {
+        return;
+    }
+    // runc CVE-2023-27561 / CVE-2025-31133 shapes: an image whose /proc or /dev is a symlink
+    // would turn kiln's mounts into mounts somewhere else.
+    for name in ["proc", "dev", "sys"] {
+        let evil = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/tmp", evil.path().join(name)).unwrap();
+        let (mut s, dir) = spec("true");
+        s.lower_dirs.insert(0, evil.path().to_path_buf());
+        let err = sandbox::run(&s, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains(&format!("/{name}")), "{err}");
+        drop(dir);
+    }
+}
+
+#[test]
+fn dev_shm_is_limited_to_64_mib() {
+    if skipped("dev_shm_is_limited_to_64_mib") {
+        return;
+    }
+    let ran = sh(
+        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=80 2>/dev/null; \
+                  echo size=$(( $(wc -c < /dev/shm/fill) / 1048576 ))",
+    );
+    assert!(ran.output.contains("size=64"), "{}", ran.output);
+}
+
+#[test]
+fn dev_has_exactly_the_minimal_device_set() {
+    if skipped("dev_has_exactly_the_minimal_device_set") {
+        return;
+    }
+    let ran = sh("ls /dev; echo x > /dev/null && head -c 4 /dev/zero | wc -c");
+    let mut names: Vec<&str> = ran
+        .output
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && *l != "4")
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+            "tty", "urandom", "zero"
+        ],
+        "{}",
+        ran.output
+    );
+    assert!(ran.output.trim_end().ends_with('4'), "{}", ran.output);
+}
