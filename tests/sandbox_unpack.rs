@@ -237,3 +237,73 @@ fn unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices() {
     assert_eq!(report.skipped.len(), 1);
     assert!(!exists(&snap.join("dir/.wh.gone")) && !exists(&snap.join("opq/.wh..wh..opq")));
 }
+
+#[test]
+fn unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run() {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run: needs root and busybox");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (base, top, upper, work) = (
+        t.path().join("base"),
+        t.path().join("top"),
+        t.path().join("upper"),
+        t.path().join("work"),
+    );
+    for d in [&base, &top, &upper, &work] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let layer = |build: &dyn Fn(&mut tar::Builder<Vec<u8>>)| {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().unwrap()
+    };
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let base_tar = layer(&|b| {
+        entry(b, "bin", tar::EntryType::Directory, "", b"");
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(busybox.len() as u64);
+        h.set_mode(0o755);
+        h.set_cksum();
+        b.append_data(&mut h, "bin/busybox", busybox.as_slice())
+            .unwrap();
+        entry(b, "bin/sh", tar::EntryType::Symlink, "busybox", b"");
+        entry(b, "bin/ls", tar::EntryType::Symlink, "busybox", b"");
+        entry(b, "etc", tar::EntryType::Directory, "", b"");
+        file(b, "etc/old", b"old");
+        file(b, "etc/gone", b"gone");
+        entry(b, "opq", tar::EntryType::Directory, "", b"");
+        file(b, "opq/hidden", b"hidden");
+    });
+    let top_tar = layer(&|b| {
+        file(b, "etc/.wh.gone", b"");
+        file(b, "opq/.wh..wh..opq", b"");
+        file(b, "opq/visible", b"v");
+    });
+    unpack_layer(base_tar.as_slice(), &base).unwrap();
+    unpack_layer(top_tar.as_slice(), &top).unwrap();
+    let spec = kiln::sandbox::RunSpec::new(
+        vec![top, base],
+        upper,
+        work,
+        vec!["/bin/sh".into(), "-c".into(), "/bin/ls /etc /opq".into()],
+    );
+    let mut out = Vec::new();
+    let outcome = kiln::sandbox::run(&spec, &mut |b: &[u8]| out.extend_from_slice(b)).unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(outcome.status.success(), "{out}");
+    let names: Vec<&str> = out
+        .split_whitespace()
+        .filter(|w| !w.ends_with(':'))
+        .collect();
+    assert!(
+        names.contains(&"old") && names.contains(&"visible"),
+        "{out}"
+    );
+    assert!(
+        !names.contains(&"gone") && !names.contains(&"hidden"),
+        "{out}"
+    );
+}
