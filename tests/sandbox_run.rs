@@ -267,3 +267,26 @@ fn resource_limits_apply_inside_the_run() {
     });
     assert_eq!(run(s, dir).output.trim(), "256");
 }
+
+#[test]
+fn a_stack_of_150_layers_mounts() {
+    if skipped("a_stack_of_150_layers_mounts") {
+        return;
+    }
+    // Catalogue R9: the lowerdir option string of 150 layers is longer than one page.
+    let layers = tempfile::tempdir().unwrap();
+    let (mut s, dir) = spec("cat /f0 /f149; ls / | grep -c '^f'");
+    let mut lowers = Vec::new();
+    for i in (0..150).rev() {
+        let layer = layers
+            .path()
+            .join(format!("a-snapshot-directory-with-a-long-name-{i:03}"));
+        std::fs::create_dir(&layer).unwrap();
+        std::fs::write(layer.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        lowers.push(layer);
+    }
+    lowers.append(&mut s.lower_dirs);
+    s.lower_dirs = lowers;
+    let ran = run(s, dir);
+    assert_eq!(ran.output, "0\n149\n150\n");
+}

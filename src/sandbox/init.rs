@@ -105,7 +105,10 @@ pub struct Plan<'a> {
     pub spec: &'a RunSpec,
     /// Host path of the directory the overlay is mounted on.
     pub root: PathBuf,
+    /// Legacy mount(2) options; limited to one page, so long layer stacks need the new API.
     pub overlay_data: String,
+    /// Lower dirs (top-most first), upper and work, for the new mount API.
+    pub overlay_dirs: (Vec<String>, String, String),
     pub network: NetworkMode,
     pub mounts: Vec<PreparedMount>,
     pub hosts: Source,
@@ -784,6 +787,43 @@ impl Rootfs<'_> {
     }
 }
 
+/// Mounts the root overlay with the new mount API, which takes each lower dir as its own
+/// `lowerdir+` value (no one-page limit on the option string, catalogue R9), falling back to
+/// mount(2) with the option string on kernels without it.
+fn mount_overlay(plan: &Plan<'_>) -> Result<(), Fail> {
+    let what = "mount the overlay root filesystem";
+    let new_api = || -> io::Result<()> {
+        let ctx = sys::fsopen(c"overlay")?;
+        let (lowers, upper, work) = &plan.overlay_dirs;
+        for lower in lowers {
+            sys::fsconfig(ctx.as_fd(), c"lowerdir+", Some(&sys::cstr(lower)?))?;
+        }
+        sys::fsconfig(ctx.as_fd(), c"upperdir", Some(&sys::cstr(upper)?))?;
+        sys::fsconfig(ctx.as_fd(), c"workdir", Some(&sys::cstr(work)?))?;
+        sys::fsconfig(ctx.as_fd(), c"userxattr", None)?;
+        sys::fsconfig(ctx.as_fd(), c"volatile", None)?;
+        let mnt = sys::fsmount(ctx.as_fd())?;
+        let target = CString::new(plan.root.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        sys::move_mount_to(mnt.as_fd(), &target)
+    };
+    match new_api() {
+        Ok(()) => Ok(()),
+        Err(new_err) if plan.overlay_data.len() >= 4000 => Err(Fail {
+            step: format!("{what} (too many layers for mount(2), and the new mount API failed)"),
+            err: new_err,
+        }),
+        Err(_) => nix::mount::mount(
+            Some("overlay"),
+            &plan.root,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(plan.overlay_data.as_str()),
+        )
+        .step(what),
+    }
+}
+
 fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .step("set the parent-death signal")?;
@@ -802,14 +842,7 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
         None::<&str>,
     )
     .step("make / private")?;
-    nix::mount::mount(
-        Some("overlay"),
-        &plan.root,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(plan.overlay_data.as_str()),
-    )
-    .step("mount the overlay root filesystem")?;
+    mount_overlay(plan)?;
     let rootfs = Rootfs {
         plan,
         root: inroot::open_root(&plan.root).step("open the root filesystem")?,
@@ -851,8 +884,8 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
 
     let ids = resolve_user(
         &plan.spec.user,
-        &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
-        &std::fs::read_to_string("/etc/group").unwrap_or_default(),
+        &read_bounded("/etc/passwd"),
+        &read_bounded("/etc/group"),
     )
     .map_err(|reason| Fail {
         step: reason,
@@ -946,6 +979,15 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
     };
     send(plan.fds.report, &Report::Exec { errno });
     sys::exit_now(127)
+}
+
+/// Reads an image file as text, at most 4 MiB (the image could point it at /dev/zero).
+fn read_bounded(path: &str) -> String {
+    let mut text = String::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(4 << 20).read_to_string(&mut text);
+    }
+    text
 }
 
 /// The process environment: the spec's variables plus HOME from /etc/passwd when unset.

@@ -86,6 +86,7 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, 
         spec,
         root: scratch.path.join("root"),
         overlay_data: files.overlay_data.clone(),
+        overlay_dirs: files.overlay_dirs.clone(),
         network,
         mounts: files.mounts(),
         programs,
@@ -608,6 +609,7 @@ struct Scratch {
 /// What `Scratch::prepare` made: descriptors the children mount from.
 struct Prepared {
     overlay_data: String,
+    overlay_dirs: (Vec<String>, String, String),
     hosts: (OwnedFd, PathBuf),
     resolv: (OwnedFd, PathBuf),
     empty: (OwnedFd, PathBuf),
@@ -750,6 +752,11 @@ impl Scratch {
             overlay_safe(&spec.upper_dir)?,
             overlay_safe(&spec.work_dir)?
         );
+        let overlay_dirs = (
+            lowers.iter().map(|s| s.to_string()).collect(),
+            overlay_safe(&spec.upper_dir)?.to_string(),
+            overlay_safe(&spec.work_dir)?.to_string(),
+        );
         let hosts = self.path.join("hosts");
         write_file(
             &hosts,
@@ -834,6 +841,7 @@ impl Scratch {
         }
         Ok(Prepared {
             overlay_data,
+            overlay_dirs,
             hosts: open_path(&hosts)?,
             resolv: open_path(&resolv)?,
             empty: open_path(&empty)?,
