@@ -290,3 +290,62 @@ fn a_stack_of_150_layers_mounts() {
     let ran = run(s, dir);
     assert_eq!(ran.output, "0\n149\n150\n");
 }
+
+#[test]
+fn copy_based_root_records_the_same_changes_as_overlay() {
+    if skipped("copy_based_root_records_the_same_changes_as_overlay") {
+        return;
+    }
+    let script = "echo new > /new-file && echo changed > /data/keep && rm /data/remove-me \
+                  && rm -r /data/sub && mkdir /data/sub && echo fresh > /data/sub/fresh \
+                  && ln -s /data/keep /data/link && chmod 700 /var";
+    let lowers = [sandbox_support::rootfs().to_path_buf()];
+    let mut results = Vec::new();
+    for force_copy in [false, true] {
+        let (mut s, dir) = spec(script);
+        s.force_copy = force_copy;
+        let ran = run(s, dir);
+        assert_eq!(ran.code(), 0, "{}", ran.output);
+        let mode = if force_copy {
+            kiln::sandbox::RootMode::Copy
+        } else {
+            kiln::sandbox::RootMode::Overlay
+        };
+        assert_eq!(ran.outcome.root_mode, mode);
+        let changes = upper_changes(&ran.upper(), &lowers).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(ran.upper().join("data/sub/fresh")).unwrap(),
+            "fresh\n"
+        );
+        results.push(changes);
+    }
+    // Overlay records a replaced directory as opaque; the copy-based diff records the same
+    // result as whiteouts of the old children.
+    let overlay: Vec<_> = results[0]
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Opaque)
+        .cloned()
+        .collect();
+    let mut copy = results[1].clone();
+    copy.retain(|c| c.path != "data/sub/old");
+    assert_eq!(overlay, copy);
+    assert!(results[1].contains(&Change {
+        path: "data/sub/old".into(),
+        kind: ChangeKind::Whiteout
+    }));
+    for expected in [
+        ("var", ChangeKind::Modified),
+        ("data/remove-me", ChangeKind::Whiteout),
+    ] {
+        let c = Change {
+            path: expected.0.into(),
+            kind: expected.1,
+        };
+        assert!(overlay.contains(&c), "{overlay:?}");
+    }
+
+    let (mut s, dir) = spec("true");
+    s.force_copy = true;
+    let ran = run(s, dir);
+    assert_eq!(upper_changes(&ran.upper(), &lowers).unwrap(), vec![]);
+}

@@ -20,7 +20,10 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::inroot::{self, clean_components};
 use super::seccomp::Programs;
-use super::{sys, NetworkMode, RunSpec, DEFAULT_PATH};
+use super::{sys, NetworkMode, RootMode, RunSpec, DEFAULT_PATH};
+
+/// The step name of a failed overlay mount; the parent retries with the copy-based root.
+pub const OVERLAY_STEP: &str = "mount the overlay root filesystem";
 
 /// BuildKit's default RUN capabilities: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID
 /// SETUID SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE.
@@ -103,8 +106,9 @@ pub struct ChildFds {
 /// Everything the children need, prepared (and allocated) by the parent before forking.
 pub struct Plan<'a> {
     pub spec: &'a RunSpec,
-    /// Host path of the directory the overlay is mounted on.
+    /// Host path of the directory the overlay is mounted on (or, in copy mode, the copy).
     pub root: PathBuf,
+    pub root_mode: RootMode,
     /// Legacy mount(2) options; limited to one page, so long layer stacks need the new API.
     pub overlay_data: String,
     /// Lower dirs (top-most first), upper and work, for the new mount API.
@@ -791,7 +795,7 @@ impl Rootfs<'_> {
 /// `lowerdir+` value (no one-page limit on the option string, catalogue R9), falling back to
 /// mount(2) with the option string on kernels without it.
 fn mount_overlay(plan: &Plan<'_>) -> Result<(), Fail> {
-    let what = "mount the overlay root filesystem";
+    let what = OVERLAY_STEP;
     let new_api = || -> io::Result<()> {
         let ctx = sys::fsopen(c"overlay")?;
         let (lowers, upper, work) = &plan.overlay_dirs;
@@ -842,7 +846,18 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
         None::<&str>,
     )
     .step("make / private")?;
-    mount_overlay(plan)?;
+    match plan.root_mode {
+        RootMode::Overlay => mount_overlay(plan)?,
+        // pivot_root needs a mount point.
+        RootMode::Copy => nix::mount::mount(
+            Some(&plan.root),
+            &plan.root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step("bind-mount the copied root filesystem")?,
+    }
     let rootfs = Rootfs {
         plan,
         root: inroot::open_root(&plan.root).step("open the root filesystem")?,

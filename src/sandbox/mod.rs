@@ -12,14 +12,15 @@
 //! and id maps, then the other namespaces, `/` private, overlay, /proc, /dev, /sys, masks,
 //! read-only paths, hosts/resolv.conf and RUN mounts (targets created and mounted by fd, resolved
 //! inside the root), pivot_root, capabilities, seccomp, closing every fd above 2, chdir with a
-//! reachability check, exec. When overlayfs cannot be mounted the run fails: the copy-based
-//! fallback root is not implemented yet.
+//! reachability check, exec. When overlayfs cannot be mounted, the run is retried on a copy of
+//! the lower dirs and the differences are written into the upper dir afterwards (`copyroot`).
 
 // This is the one module that talks to the kernel directly (fork, namespaces, mounts, capset,
 // seccomp, openat2); every unsafe block carries a SAFETY comment and lives in `sys` or next to
 // the fork it protects.
 #![allow(unsafe_code)]
 
+mod copyroot;
 mod diff;
 mod init;
 mod inroot;
@@ -117,6 +118,8 @@ pub struct RunSpec {
     /// Bytes fed to the command's stdin (heredoc body); `/dev/null` when `None`.
     pub stdin: Option<Vec<u8>>,
     pub rlimits: Vec<Rlimit>,
+    /// Use the copy-based root even where overlayfs works (slower; for tests and debugging).
+    pub force_copy: bool,
 }
 
 impl RunSpec {
@@ -142,6 +145,7 @@ impl RunSpec {
             no_new_privs: false,
             stdin: None,
             rlimits: Vec::new(),
+            force_copy: false,
         }
     }
 }

@@ -21,7 +21,8 @@ use nix::unistd::{ForkResult, Pid};
 use super::init::{self, ChildFds, Plan, PreparedMount, Report, Source};
 use super::inroot::{self, clean_components};
 use super::{
-    seccomp, sys, ExitStatus, MountSpec, NetworkMode, RootMode, RunOutcome, RunSpec, SandboxError,
+    copyroot, seccomp, sys, ExitStatus, MountSpec, NetworkMode, RootMode, RunOutcome, RunSpec,
+    SandboxError,
 };
 
 /// Runs `spec.args` in a fresh sandbox; `output` receives the command's stdout and stderr
@@ -31,6 +32,36 @@ use super::{
 pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, SandboxError> {
     let start = Instant::now();
     validate(spec)?;
+    let first = if spec.force_copy {
+        RootMode::Copy
+    } else {
+        RootMode::Overlay
+    };
+    match run_once(spec, output, first) {
+        Err(SandboxError::Setup { step, source })
+            if first == RootMode::Overlay && step.starts_with(init::OVERLAY_STEP) =>
+        {
+            let mut outcome = run_once(spec, output, RootMode::Copy)?;
+            outcome.warnings.insert(
+                0,
+                format!(
+                    "overlayfs could not be mounted ({source}), so this RUN used the slower \
+                     copy-based root"
+                ),
+            );
+            outcome.duration = start.elapsed();
+            Ok(outcome)
+        }
+        other => other,
+    }
+}
+
+fn run_once(
+    spec: &RunSpec,
+    output: &mut dyn FnMut(&[u8]),
+    mode: RootMode,
+) -> Result<RunOutcome, SandboxError> {
+    let start = Instant::now();
     let programs = seccomp::programs()?;
     let mut warnings = Vec::new();
     let network = match spec.network {
@@ -47,6 +78,11 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, 
     let ids = IdMapping::detect();
     let scratch = Scratch::create()?;
     let files = scratch.prepare(spec, network)?;
+    let root = scratch.path.join("root");
+    if mode == RootMode::Copy {
+        copyroot::populate(&root, &spec.lower_dirs)
+            .map_err(|e| SandboxError::io("copy the lower layers into", &root, e))?;
+    }
     let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
@@ -84,7 +120,8 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, 
     keep.extend(files.sources.iter().map(|(fd, _)| fd.as_raw_fd()));
     let plan = Plan {
         spec,
-        root: scratch.path.join("root"),
+        root: root.clone(),
+        root_mode: mode,
         overlay_data: files.overlay_data.clone(),
         overlay_dirs: files.overlay_dirs.clone(),
         network,
@@ -178,7 +215,11 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, 
     // The report pipe's last writer is gone once the intermediate process is reaped.
     let _ = report.read_to_string(&mut reports);
     let reports: Vec<Report> = reports.lines().filter_map(Report::decode).collect();
-    remove_stubs(&spec.upper_dir, &reports);
+    let stub_dir = match mode {
+        RootMode::Overlay => spec.upper_dir.as_path(),
+        RootMode::Copy => root.as_path(),
+    };
+    remove_stubs(stub_dir, &reports);
     if let Some(err) = failure_from(&reports, spec) {
         return Err(err);
     }
@@ -195,11 +236,20 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, 
         ExitStatus::Signal(value)
     };
     drop(guard);
+    if mode == RootMode::Copy {
+        copyroot::diff_into_upper(&root, &spec.lower_dirs, &spec.upper_dir).map_err(|e| {
+            SandboxError::io(
+                "record the changes of the copy-based root in",
+                &spec.upper_dir,
+                e,
+            )
+        })?;
+    }
     drop(scratch);
     Ok(RunOutcome {
         status,
         duration: start.elapsed(),
-        root_mode: RootMode::Overlay,
+        root_mode: mode,
         network: effective_network,
         warnings,
     })
