@@ -575,3 +575,22 @@ fn dev_has_exactly_the_minimal_device_set() {
     );
     assert!(ran.output.trim_end().ends_with('4'), "{}", ran.output);
 }
+
+#[test]
+fn host_network_mode_shares_the_host_interfaces() {
+    if skipped("host_network_mode_shares_the_host_interfaces") {
+        return;
+    }
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let (mut s, dir) = spec("ls /sys/class/net | wc -l; touch /sys/x && echo wrote-sys");
+    s.network = NetworkMode::Host;
+    let ran = run(s, dir);
+    assert_eq!(ran.outcome.network, NetworkMode::Host);
+    assert_eq!(
+        ran.output.lines().next(),
+        Some(host_links.to_string().as_str()),
+        "{}",
+        ran.output
+    );
+    assert!(!ran.output.contains("wrote-sys"), "{}", ran.output);
+}

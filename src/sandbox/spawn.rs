@@ -168,7 +168,7 @@ fn run_once(
     }
     ids.write(child)?;
     if network == NetworkMode::Slirp {
-        match Slirp::start(child, !ids.is_root()) {
+        match Slirp::start(child, !ids.is_root(), &scratch.path.join("slirp4netns.log")) {
             Ok(s) => guard.slirp = Some(s),
             Err(e) => warnings.push(format!(
                 "slirp4netns failed to start ({e}), so this RUN has no network"
@@ -453,7 +453,7 @@ struct Slirp {
 }
 
 impl Slirp {
-    fn start(pid: Pid, rootless: bool) -> io::Result<Slirp> {
+    fn start(pid: Pid, rootless: bool, log: &Path) -> io::Result<Slirp> {
         let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         let (exit_r, exit_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         let mut cmd = Command::new("slirp4netns");
@@ -468,9 +468,11 @@ impl Slirp {
             cmd.arg(format!("--userns-path=/proc/{pid}/ns/user"));
         }
         cmd.arg(pid.to_string()).arg("tap0");
+        // Its messages go to a file in the scratch dir: a pipe nobody drains could block it.
+        let log_file = File::create(log)?;
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::from(log_file.try_clone()?))
+            .stderr(Stdio::from(log_file));
         let (ready, exit) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
         // SAFETY: the closure runs between fork and exec in the new child and only calls
         // async-signal-safe fcntl/dup2 on descriptors that are open in it.
@@ -495,9 +497,11 @@ impl Slirp {
             exit: Some(exit_w),
         };
         let mut byte = [0u8; 1];
-        if let Err(e) = File::from(ready_r).read_exact(&mut byte) {
+        if File::from(ready_r).read_exact(&mut byte).is_err() {
             slirp.stop();
-            return Err(e);
+            let said = std::fs::read_to_string(log).unwrap_or_default();
+            let first = said.lines().next().unwrap_or("it exited early").to_string();
+            return Err(io::Error::other(first));
         }
         Ok(slirp)
     }
