@@ -307,3 +307,33 @@ fn unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run() {
         "{out}"
     );
 }
+
+/// Prints how long extracting a 20,000-file layer takes (S3's COPY layer as a snapshot).
+/// Run with `cargo test --release --test sandbox_unpack -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_unpack_of_20000_files() {
+    let mut b = tar::Builder::new(Vec::new());
+    let data = vec![7u8; 1024];
+    for d in 0..200 {
+        for f in 0..100 {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(MTIME);
+            h.set_cksum();
+            b.append_data(&mut h, format!("data/d{d}/f{f}"), data.as_slice())
+                .unwrap();
+        }
+    }
+    let bytes = b.into_inner().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let report = unpack_layer(bytes.as_slice(), t.path()).unwrap();
+    eprintln!(
+        "unpacked {} entries in {:?}",
+        report.entries,
+        start.elapsed()
+    );
+}
