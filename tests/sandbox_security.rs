@@ -63,6 +63,14 @@ fn root_has_exactly_buildkits_capabilities_and_seccomp() {
     assert_eq!(f["CapAmb"], "0000000000000000");
     assert_eq!(f["Seccomp"], "2");
     assert_eq!(f["NoNewPrivs"], "0");
+    // Signal dispositions and the mask are the defaults, not the builder's (Rust ignores
+    // SIGPIPE, which would otherwise survive exec and change how pipelines end).
+    // Exec form, so no shell changes them.
+    let (mut s, dir) = spec("unused");
+    s.args = vec!["cat".into(), "/proc/self/status".into()];
+    let f = status_fields(&run(s, dir));
+    assert_eq!(f["SigIgn"], "0000000000000000");
+    assert_eq!(f["SigBlk"], "0000000000000000");
 }
 
 #[test]

@@ -946,6 +946,7 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .step("set the parent-death signal")?;
 
+    sys::reset_signals().step("reset signal dispositions")?;
     // Nothing above fd 2 may survive exec (the report pipe closes on exec and tells the
     // parent the exec happened).
     sys::close_range(3, u32::MAX, true).step("close descriptors")?;

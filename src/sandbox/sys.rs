@@ -442,3 +442,47 @@ pub fn move_mount_to(mount: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
     };
     check(rc as libc::c_int).map(drop)
 }
+
+/// Restores every signal to its default disposition and unblocks all signals. Ignored signals
+/// survive execve (the Rust runtime ignores SIGPIPE), so a forked child must do this before
+/// exec to give the command the environment a container expects.
+pub fn reset_signals() -> io::Result<()> {
+    // The kernel's struct sigaction (not glibc's): handler, flags, restorer, mask. glibc's
+    // wrappers refuse the signals it reserves for itself (32, 33), which may still be ignored.
+    // Every field is zero, so architectures without `restorer` read the same value.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler code; the struct has the kernel's layout and the
+        // size argument is the kernel's sigset size (8 bytes). Errors are ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: an all-zero sigset_t is a valid value, then emptied by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t.
+    check(unsafe { libc::sigemptyset(&mut set) })?;
+    // SAFETY: valid mask pointer; the old mask is not requested.
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) }).map(drop)
+}
