@@ -39,6 +39,13 @@ fn every_way_a_run_ends_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     // Only this test runs in this binary, so changing TMPDIR affects nothing else.
     std::env::set_var("TMPDIR", tmp.path());
+    // A builder with a strict umask must not change the modes RUN creates (runc's 0022).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let (s, dir) = spec("umask");
+    let mut out = Vec::new();
+    sandbox::run(&s, &mut |b: &[u8]| out.extend_from_slice(b)).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "0022");
+    drop(dir);
     let before = open_fds();
     let cases: Vec<(&str, &str, NetworkMode)> = vec![
         ("success", "echo hi", NetworkMode::None),

@@ -947,6 +947,8 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
         .step("set the parent-death signal")?;
 
     sys::reset_signals().step("reset signal dispositions")?;
+    // runc's default umask, whatever the builder's is: it decides the modes in the layer.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     // Nothing above fd 2 may survive exec (the report pipe closes on exec and tells the
     // parent the exec happened).
     sys::close_range(3, u32::MAX, true).step("close descriptors")?;
