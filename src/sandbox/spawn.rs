@@ -461,6 +461,10 @@ impl Slirp {
             "--configure",
             "--mtu=65520",
             "--disable-host-loopback",
+            // Confine slirp4netns itself (own mount namespace, no capabilities, seccomp): it
+            // parses untrusted packets from the RUN.
+            "--enable-sandbox",
+            "--enable-seccomp",
             "--ready-fd=3",
             "--exit-fd=4",
         ]);
