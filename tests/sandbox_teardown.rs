@@ -7,6 +7,10 @@ mod sandbox_support;
 use kiln::sandbox::{self, NetworkMode};
 use sandbox_support::{skipped, spec};
 
+fn marker() -> String {
+    format!("kiln-cancel-{}", std::process::id())
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -77,5 +81,42 @@ fn every_way_a_run_ends_cleans_up() {
         );
         drop(dir);
     }
+
+    // cancel_all (the CLI's Ctrl-C path) stops a running RUN and cleans up the same way.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let (s, dir) = spec(&format!("echo started; sleep 1000; true # {}", marker()));
+        let result = sandbox::run(&s, &mut |b: &[u8]| {
+            if b.starts_with(b"started") {
+                let _ = started_tx.send(());
+            }
+        });
+        drop(dir);
+        result
+    });
+    started_rx.recv().unwrap();
+    sandbox::cancel_all();
+    let result = worker.join().unwrap();
+    assert!(
+        matches!(result, Err(sandbox::SandboxError::Cancelled)),
+        "{result:?}"
+    );
+    assert_eq!(open_fds(), before, "cancel leaked descriptors");
+    assert_eq!(children(), "", "cancel left child processes");
+    let gone = (0..80).any(|_| {
+        let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker()))
+        });
+        if alive {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        !alive
+    });
+    assert!(gone, "the cancelled RUN's processes outlived it");
+    assert!(
+        scratch_dirs(tmp.path()).is_empty(),
+        "cancel left its scratch directory"
+    );
     std::env::remove_var("TMPDIR");
 }

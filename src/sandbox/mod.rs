@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use diff::{upper_changes, Change, ChangeKind};
 pub use init::DEFAULT_CAPS;
-pub use spawn::run;
+pub use spawn::{cancel_all, run};
 pub use unpack::{unpack_layer, UnpackReport};
 
 /// How the RUN's process reaches the network.
@@ -216,6 +216,8 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    #[error("failed to finish the run: it was cancelled")]
+    Cancelled,
     #[error("failed to build the seccomp filter")]
     Seccomp(#[source] seccompiler::BackendError),
     #[error("failed to unpack layer entry {entry:?}: {reason}")]

@@ -11,6 +11,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use nix::fcntl::OFlag;
@@ -156,6 +158,7 @@ fn run_once(
         container: None,
         reaped: false,
         slirp: None,
+        cancel: Cancel::register(child),
     };
     drop((out_w, c2p_w, p2c_r, report_w, stdin_r));
     drop(plan);
@@ -211,15 +214,18 @@ fn run_once(
     let mut status = [0u8; 5];
     let got_status = c2p.read_exact(&mut status).is_ok();
     guard.reap();
+    if guard.cancel.requested() {
+        let mut reports = String::new();
+        let _ = report.read_to_string(&mut reports);
+        let reports: Vec<Report> = reports.lines().filter_map(Report::decode).collect();
+        remove_stubs(stub_dir(mode, spec, &root), &reports);
+        return Err(SandboxError::Cancelled);
+    }
     let mut reports = String::new();
     // The report pipe's last writer is gone once the intermediate process is reaped.
     let _ = report.read_to_string(&mut reports);
     let reports: Vec<Report> = reports.lines().filter_map(Report::decode).collect();
-    let stub_dir = match mode {
-        RootMode::Overlay => spec.upper_dir.as_path(),
-        RootMode::Copy => root.as_path(),
-    };
-    remove_stubs(stub_dir, &reports);
+    remove_stubs(stub_dir(mode, spec, &root), &reports);
     if let Some(err) = failure_from(&reports, spec) {
         return Err(err);
     }
@@ -523,6 +529,60 @@ struct Guard {
     container: Option<Pid>,
     reaped: bool,
     slirp: Option<Slirp>,
+    cancel: Cancel,
+}
+
+/// Where the container's mount-point stubs were created.
+fn stub_dir<'a>(mode: RootMode, spec: &'a RunSpec, root: &'a Path) -> &'a Path {
+    match mode {
+        RootMode::Overlay => spec.upper_dir.as_path(),
+        RootMode::Copy => root,
+    }
+}
+
+/// Runs in progress, so [`cancel_all`] can stop them (for a Ctrl-C handler). Only the
+/// intermediate processes are listed: they are this process's children and are unlisted before
+/// they are reaped, so their pids cannot have been reused when `cancel_all` kills them.
+static RUNNING: Mutex<Vec<(u64, Pid, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
+static NEXT_RUN_ID: AtomicU64 = AtomicU64::new(0);
+
+struct Cancel {
+    id: u64,
+    flag: Arc<AtomicBool>,
+}
+
+impl Cancel {
+    fn register(intermediate: Pid) -> Cancel {
+        let id = NEXT_RUN_ID.fetch_add(1, Ordering::Relaxed);
+        let flag = Arc::new(AtomicBool::new(false));
+        running().push((id, intermediate, flag.clone()));
+        Cancel { id, flag }
+    }
+
+    fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    fn unregister(&self) {
+        running().retain(|(id, _, _)| *id != self.id);
+    }
+}
+
+fn running() -> std::sync::MutexGuard<'static, Vec<(u64, Pid, Arc<AtomicBool>)>> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Stops every sandboxed run of this process: each [`run`] in progress kills its container
+/// (the kernel kills the whole pid namespace) and returns [`SandboxError::Cancelled`] after
+/// cleaning up. Meant for the CLI's Ctrl-C handler; safe to call from any thread.
+pub fn cancel_all() {
+    for (_, intermediate, flag) in running().iter() {
+        flag.store(true, Ordering::SeqCst);
+        // The container's pid 1 has a parent-death signal: killing its parent kills it.
+        let _ = kill(*intermediate, Signal::SIGKILL);
+    }
 }
 
 impl Guard {
@@ -533,6 +593,7 @@ impl Guard {
         if self.reaped {
             return;
         }
+        self.cancel.unregister();
         while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(self.intermediate, None) {
         }
         self.reaped = true;
