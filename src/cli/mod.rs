@@ -3,9 +3,15 @@
 //! This is the only module that prints. Library modules return values and
 //! typed errors; here they become text, JSON or miette reports, and an exit code.
 
+mod dag;
+pub mod parse;
+
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub mod images;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,18 +22,47 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub store: images::StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse a Dockerfile and print its syntax tree.
-    Parse,
+    Parse(parse::ParseArgs),
     /// Lint Dockerfiles.
     Lint,
     /// Build an image from a Dockerfile.
     Build,
     /// Explain which instruction produced which layer.
     Explain,
+    #[command(flatten)]
+    Image(images::ImageCommand),
+}
+
+/// Renders a miette report on stderr: colour and unicode only on a terminal.
+pub fn print_report(report: miette::Report) {
+    eprintln!(
+        "{}",
+        render_report(&report, std::io::stderr().is_terminal())
+    );
+}
+
+/// Renders a diagnostic deterministically (no colour unless asked).
+pub fn render_report(report: &miette::Report, fancy: bool) -> String {
+    let theme = if fancy {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    if handler.render_report(&mut out, report.as_ref()).is_err() {
+        out = format!("{report:?}");
+    }
+    out
 }
 
 /// Entry point used by `main`: runs the CLI and returns the process exit code.
@@ -41,7 +76,9 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Parse | Command::Lint | Command::Build | Command::Explain => {
+        Command::Parse(args) => parse::run(&args),
+        Command::Image(command) => images::run(&cli.store, command),
+        Command::Lint | Command::Build | Command::Explain => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
         }
