@@ -528,6 +528,20 @@ fn killing_the_builder_kills_the_run() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(gone, "the RUN outlived the killed builder");
+    // The killed builder's scratch directory is removed by the next run.
+    let _ = sh("true");
+    let leftover = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("kiln-run-{}-", child.id()))
+        });
+    assert!(
+        !leftover,
+        "the killed builder's scratch directory is still there"
+    );
 }
 
 #[test]

@@ -843,7 +843,10 @@ fn resolv_conf(network: NetworkMode) -> String {
 
 impl Scratch {
     fn create() -> Result<Scratch, SandboxError> {
-        let template = std::env::temp_dir().join("kiln-run-XXXXXX");
+        let tmp = std::env::temp_dir();
+        sweep_stale_scratch(&tmp);
+        // The pid in the name lets a later run tell a dead builder's directory from a live one.
+        let template = tmp.join(format!("kiln-run-{}-XXXXXX", std::process::id()));
         let path = nix::unistd::mkdtemp(&template)
             .map_err(|e| SandboxError::io("create the scratch directory", &template, e.into()))?;
         Ok(Scratch { path })
@@ -967,6 +970,38 @@ impl Scratch {
             sources,
             mounts,
         })
+    }
+}
+
+/// Removes scratch directories left by builders that were killed (SIGKILL skips every
+/// destructor): those of this user whose process no longer exists. Nothing is mounted in them
+/// on the host, so this only deletes kiln's own files.
+fn sweep_stale_scratch(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("kiln-run-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() && m.uid() == euid => {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            _ => {}
+        }
     }
 }
 
