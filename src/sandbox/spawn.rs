@@ -723,6 +723,9 @@ fn remove_stubs(upper: &Path, reports: &[Report]) {
 /// and the throw-away layers of writable binds. Removed on drop.
 struct Scratch {
     path: PathBuf,
+    /// An exclusive flock on `<path>/lock`, held while the run lasts: a directory whose lock
+    /// can be taken belongs to a builder that is gone.
+    _lock: nix::fcntl::Flock<File>,
 }
 
 /// What `Scratch::prepare` made: descriptors the children mount from.
@@ -849,7 +852,20 @@ impl Scratch {
         let template = tmp.join(format!("kiln-run-{}-XXXXXX", std::process::id()));
         let path = nix::unistd::mkdtemp(&template)
             .map_err(|e| SandboxError::io("create the scratch directory", &template, e.into()))?;
-        Ok(Scratch { path })
+        let lock_path = path.join("lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| SandboxError::io("create", &lock_path, e))
+            .and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+                    .map_err(|(_, e)| SandboxError::io("lock", &lock_path, e.into()))
+            });
+        match lock {
+            Ok(lock) => Ok(Scratch { path, _lock: lock }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                Err(e)
+            }
+        }
     }
 
     fn prepare(&self, spec: &RunSpec, network: NetworkMode) -> Result<Prepared, SandboxError> {
@@ -974,8 +990,9 @@ impl Scratch {
 }
 
 /// Removes scratch directories left by builders that were killed (SIGKILL skips every
-/// destructor): those of this user whose process no longer exists. Nothing is mounted in them
-/// on the host, so this only deletes kiln's own files.
+/// destructor): those of this user whose lock file is not locked any more (which also works
+/// across pid namespaces sharing a temp dir). Nothing is mounted in them on the host, so this
+/// only deletes kiln's own files.
 fn sweep_stale_scratch(tmp: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(tmp) else {
@@ -984,23 +1001,26 @@ fn sweep_stale_scratch(tmp: &Path) {
     let euid = nix::unistd::geteuid().as_raw();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("kiln-run-"))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if !name.to_str().is_some_and(|n| n.starts_with("kiln-run-")) {
             continue;
         }
         let path = entry.path();
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() && m.uid() == euid => {
-                let _ = std::fs::remove_dir_all(&path);
-            }
-            _ => {}
+            Ok(m) if m.is_dir() && m.uid() == euid => {}
+            _ => continue,
+        }
+        // A directory without a lock file is still being created, or is not kiln's.
+        let Ok(lock_file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path.join("lock"))
+        else {
+            continue;
+        };
+        if let Ok(_held) =
+            nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }
