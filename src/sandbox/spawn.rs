@@ -1,0 +1,1034 @@
+//! The parent side of a run: validates the spec, prepares everything the children need (scratch
+//! directory, generated /etc files, mount sources as descriptors, the seccomp programs), forks,
+//! writes the id maps, starts slirp4netns, streams output, collects the exit status and tears
+//! everything down on every path (a guard kills the container's pid namespace on drop, so errors
+//! and unwinding clean up too). The children's code is in `init`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+use super::init::{self, ChildFds, Plan, PreparedMount, Report, Source};
+use super::inroot::{self, clean_components};
+use super::{
+    copyroot, seccomp, sys, ExitStatus, MountSpec, NetworkMode, RootMode, RunOutcome, RunSpec,
+    SandboxError,
+};
+
+/// Runs `spec.args` in a fresh sandbox; `output` receives the command's stdout and stderr
+/// (interleaved, as written) while it runs. A non-zero exit is not an error: it is reported in
+/// [`RunOutcome::status`]. Errors mean the sandbox could not be set up or the command could not
+/// be started.
+pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, SandboxError> {
+    let start = Instant::now();
+    validate(spec)?;
+    let first = if spec.force_copy {
+        RootMode::Copy
+    } else {
+        RootMode::Overlay
+    };
+    match run_once(spec, output, first) {
+        Err(SandboxError::Setup { step, source })
+            if first == RootMode::Overlay && step.starts_with(init::OVERLAY_STEP) =>
+        {
+            let mut outcome = run_once(spec, output, RootMode::Copy)?;
+            outcome.warnings.insert(
+                0,
+                format!(
+                    "overlayfs could not be mounted ({source}), so this RUN used the slower \
+                     copy-based root"
+                ),
+            );
+            outcome.duration = start.elapsed();
+            Ok(outcome)
+        }
+        other => other,
+    }
+}
+
+fn run_once(
+    spec: &RunSpec,
+    output: &mut dyn FnMut(&[u8]),
+    mode: RootMode,
+) -> Result<RunOutcome, SandboxError> {
+    let start = Instant::now();
+    let programs = seccomp::programs()?;
+    let mut warnings = Vec::new();
+    let network = match spec.network {
+        NetworkMode::Slirp if find_in_path("slirp4netns").is_none() => {
+            warnings.push(
+                "slirp4netns is not installed, so this RUN has no network; install the \
+                 slirp4netns package to give RUN outbound network access"
+                    .to_string(),
+            );
+            NetworkMode::None
+        }
+        other => other,
+    };
+    let ids = IdMapping::detect();
+    let scratch = Scratch::create()?;
+    let files = scratch.prepare(spec, network)?;
+    let root = scratch.path.join("root");
+    if mode == RootMode::Copy {
+        copyroot::populate(&root, &spec.lower_dirs)
+            .map_err(|e| SandboxError::io("copy the lower layers into", &root, e))?;
+    }
+    let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(40);
+
+    let pipe =
+        || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("create a pipe", e));
+    let (out_r, out_w) = pipe()?;
+    let (c2p_r, c2p_w) = pipe()?;
+    let (p2c_r, p2c_w) = pipe()?;
+    let (report_r, report_w) = pipe()?;
+    let (stdin_r, stdin_w) = match spec.stdin {
+        Some(_) => {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        }
+        None => (
+            OwnedFd::from(
+                File::open("/dev/null").map_err(|e| SandboxError::io("open", "/dev/null", e))?,
+            ),
+            None,
+        ),
+    };
+
+    let mut keep = vec![
+        out_w.as_raw_fd(),
+        stdin_r.as_raw_fd(),
+        c2p_w.as_raw_fd(),
+        p2c_r.as_raw_fd(),
+        report_w.as_raw_fd(),
+        files.hosts.0.as_raw_fd(),
+        files.resolv.0.as_raw_fd(),
+        files.empty.0.as_raw_fd(),
+    ];
+    keep.extend(files.sources.iter().map(|(fd, _)| fd.as_raw_fd()));
+    let plan = Plan {
+        spec,
+        root: root.clone(),
+        root_mode: mode,
+        overlay_data: files.overlay_data.clone(),
+        overlay_dirs: files.overlay_dirs.clone(),
+        network,
+        mounts: files.mounts(),
+        programs,
+        cap_last,
+        setgroups_allowed: ids.setgroups_allowed(),
+        fds: ChildFds {
+            output: out_w.as_raw_fd(),
+            stdin: stdin_r.as_raw_fd(),
+            to_parent: c2p_w.as_raw_fd(),
+            from_parent: p2c_r.as_raw_fd(),
+            report: report_w.as_raw_fd(),
+        },
+        hosts: files.source(&files.hosts),
+        resolv: files.source(&files.resolv),
+        empty_file: files.source(&files.empty),
+        keep,
+        parent: nix::unistd::getpid(),
+    };
+
+    // SAFETY: the child only runs `init::intermediate`, which uses data prepared above, never
+    // returns (it ends with _exit) and takes no lock another thread could hold except malloc's,
+    // which glibc's fork resets in the child.
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => init::intermediate(&plan),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => return Err(SandboxError::sys("fork the sandbox", e)),
+    };
+    let mut guard = Guard {
+        intermediate: child,
+        container: None,
+        reaped: false,
+        slirp: None,
+        cancel: Cancel::register(child),
+    };
+    drop((out_w, c2p_w, p2c_r, report_w, stdin_r));
+    drop(plan);
+    let mut c2p = File::from(c2p_r);
+    let mut report = File::from(report_r);
+
+    let mut byte = [0u8; 1];
+    if c2p.read_exact(&mut byte).is_err() {
+        return Err(guard.failure(&mut report, spec));
+    }
+    ids.write(child)?;
+    if network == NetworkMode::Slirp {
+        match Slirp::start(child, !ids.is_root(), &scratch.path.join("slirp4netns.log")) {
+            Ok(s) => guard.slirp = Some(s),
+            Err(e) => warnings.push(format!(
+                "slirp4netns failed to start ({e}), so this RUN has no network"
+            )),
+        }
+    }
+    let effective_network = if network == NetworkMode::Slirp && guard.slirp.is_none() {
+        NetworkMode::None
+    } else {
+        network
+    };
+    if File::from(p2c_w).write_all(b"G").is_err() {
+        return Err(guard.failure(&mut report, spec));
+    }
+    let mut pid = [0u8; 4];
+    if c2p.read_exact(&mut pid).is_err() {
+        return Err(guard.failure(&mut report, spec));
+    }
+    guard.container = Some(Pid::from_raw(i32::from_le_bytes(pid)));
+
+    let mut out = File::from(out_r);
+    std::thread::scope(|s| {
+        if let (Some(data), Some(w)) = (spec.stdin.as_deref(), stdin_w) {
+            s.spawn(move || {
+                // A command that exits without reading its stdin closes the pipe: not an error.
+                let _ = File::from(w).write_all(data);
+            });
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => output(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    });
+
+    let mut status = [0u8; 5];
+    let got_status = c2p.read_exact(&mut status).is_ok();
+    guard.reap();
+    if guard.cancel.requested() {
+        let mut reports = String::new();
+        let _ = report.read_to_string(&mut reports);
+        let reports: Vec<Report> = reports.lines().filter_map(Report::decode).collect();
+        remove_stubs(stub_dir(mode, spec, &root), &reports);
+        return Err(SandboxError::Cancelled);
+    }
+    let mut reports = String::new();
+    // The report pipe's last writer is gone once the intermediate process is reaped.
+    let _ = report.read_to_string(&mut reports);
+    let reports: Vec<Report> = reports.lines().filter_map(Report::decode).collect();
+    remove_stubs(stub_dir(mode, spec, &root), &reports);
+    if let Some(err) = failure_from(&reports, spec) {
+        return Err(err);
+    }
+    if !got_status {
+        return Err(SandboxError::Setup {
+            step: "run the container (the sandbox process died)".to_string(),
+            source: io::Error::from_raw_os_error(libc::ECHILD),
+        });
+    }
+    let value = i32::from_le_bytes([status[1], status[2], status[3], status[4]]);
+    let status = if status[0] == b'C' {
+        ExitStatus::Code(value)
+    } else {
+        ExitStatus::Signal(value)
+    };
+    drop(guard);
+    if mode == RootMode::Copy {
+        copyroot::diff_into_upper(&root, &spec.lower_dirs, &spec.upper_dir).map_err(|e| {
+            SandboxError::io(
+                "record the changes of the copy-based root in",
+                &spec.upper_dir,
+                e,
+            )
+        })?;
+    }
+    drop(scratch);
+    Ok(RunOutcome {
+        status,
+        duration: start.elapsed(),
+        root_mode: mode,
+        network: effective_network,
+        warnings,
+    })
+}
+
+fn invalid(reason: impl Into<String>) -> SandboxError {
+    SandboxError::InvalidSpec {
+        reason: reason.into(),
+    }
+}
+
+/// Overlay option strings use `,` and `:` as separators.
+fn overlay_safe(p: &Path) -> Result<&str, SandboxError> {
+    let s = p
+        .to_str()
+        .ok_or_else(|| invalid(format!("{} is not valid UTF-8", p.display())))?;
+    if s.contains([',', ':', '\\', '\n']) {
+        return Err(invalid(format!(
+            "{s} contains a character overlayfs options cannot carry (, : \\)"
+        )));
+    }
+    Ok(s)
+}
+
+fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
+    if spec.args.is_empty() || spec.args[0].is_empty() {
+        return Err(invalid("the command is empty"));
+    }
+    if !spec.cwd.is_empty() && !spec.cwd.starts_with('/') {
+        return Err(invalid(format!(
+            "the working directory {:?} is not absolute",
+            spec.cwd
+        )));
+    }
+    for dir in spec
+        .lower_dirs
+        .iter()
+        .chain([&spec.upper_dir, &spec.work_dir])
+    {
+        overlay_safe(dir)?;
+        if !dir.is_dir() {
+            return Err(invalid(format!("{} is not a directory", dir.display())));
+        }
+    }
+    for m in &spec.mounts {
+        let target = m.target();
+        if !target.starts_with('/') || clean_components(target).is_empty() {
+            return Err(invalid(format!(
+                "the mount target {target:?} must be an absolute path below /"
+            )));
+        }
+        if let MountSpec::Bind { source, .. } | MountSpec::Cache { source, .. } = m {
+            if !source.is_absolute() {
+                return Err(invalid(format!(
+                    "the mount source {} is not absolute",
+                    source.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// How container ids map to host ids.
+enum IdMapping {
+    /// Real root: container ids 0..65536 are host ids 0..65536.
+    Root,
+    /// An unprivileged user: container root is the user; with subordinate ids and
+    /// newuidmap/newgidmap, container ids 1.. map to the user's subordinate range.
+    Rootless {
+        uid: u32,
+        gid: u32,
+        subuid: Option<(u32, u32)>,
+        subgid: Option<(u32, u32)>,
+    },
+}
+
+const ROOT_RANGE: u32 = 65536;
+
+fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let who = f.next()?;
+        let start = f.next()?.trim().parse().ok()?;
+        let count = f.next()?.trim().parse().ok()?;
+        (Some(who) == name || who == id.to_string()).then_some((start, count))
+    })
+}
+
+impl IdMapping {
+    fn detect() -> Self {
+        let uid = nix::unistd::geteuid();
+        let gid = nix::unistd::getegid();
+        if uid.is_root() {
+            return IdMapping::Root;
+        }
+        let name = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let tools = find_in_path("newuidmap").is_some() && find_in_path("newgidmap").is_some();
+        let (subuid, subgid) = if tools {
+            (
+                subordinate_range("/etc/subuid", name.as_deref(), uid.as_raw()),
+                subordinate_range("/etc/subgid", name.as_deref(), uid.as_raw()),
+            )
+        } else {
+            (None, None)
+        };
+        IdMapping::Rootless {
+            uid: uid.as_raw(),
+            gid: gid.as_raw(),
+            subuid,
+            subgid,
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        matches!(self, IdMapping::Root)
+    }
+
+    fn setgroups_allowed(&self) -> bool {
+        match self {
+            IdMapping::Root => true,
+            IdMapping::Rootless { subgid, .. } => subgid.is_some(),
+        }
+    }
+
+    fn write(&self, pid: Pid) -> Result<(), SandboxError> {
+        let proc_file = |name: &str| PathBuf::from(format!("/proc/{pid}/{name}"));
+        let write = |name: &str, content: String| {
+            std::fs::write(proc_file(name), content)
+                .map_err(|e| SandboxError::io("write the id map", proc_file(name), e))
+        };
+        match self {
+            IdMapping::Root => {
+                write("uid_map", format!("0 0 {ROOT_RANGE}\n"))?;
+                write("gid_map", format!("0 0 {ROOT_RANGE}\n"))
+            }
+            IdMapping::Rootless {
+                uid,
+                gid,
+                subuid,
+                subgid,
+            } => {
+                match subuid {
+                    Some((start, count)) => newidmap("newuidmap", pid, *uid, *start, *count)?,
+                    None => write("uid_map", format!("0 {uid} 1\n"))?,
+                }
+                match subgid {
+                    Some((start, count)) => newidmap("newgidmap", pid, *gid, *start, *count),
+                    None => {
+                        // An unprivileged single-id gid map requires setgroups to be denied.
+                        write("setgroups", "deny".to_string())?;
+                        write("gid_map", format!("0 {gid} 1\n"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn newidmap(
+    tool: &'static str,
+    pid: Pid,
+    id: u32,
+    start: u32,
+    count: u32,
+) -> Result<(), SandboxError> {
+    let status = Command::new(tool)
+        .args([pid.to_string(), "0".into(), id.to_string(), "1".into()])
+        .args(["1".to_string(), start.to_string(), count.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| SandboxError::sys("run newuidmap/newgidmap", e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(SandboxError::sys(
+            "write the id map with newuidmap/newgidmap",
+            io::Error::other(format!("{tool} exited with {status}")),
+        ))
+    }
+}
+
+/// A running slirp4netns attached to the sandbox's network namespace.
+struct Slirp {
+    child: Child,
+    /// slirp4netns exits when this pipe closes (`--exit-fd`), including when kiln dies.
+    exit: Option<OwnedFd>,
+}
+
+impl Slirp {
+    fn start(pid: Pid, rootless: bool, log: &Path) -> io::Result<Slirp> {
+        let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let (exit_r, exit_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let mut cmd = Command::new("slirp4netns");
+        cmd.args([
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            // Confine slirp4netns itself (own mount namespace, no capabilities, seccomp): it
+            // parses untrusted packets from the RUN.
+            "--enable-sandbox",
+            "--enable-seccomp",
+            "--ready-fd=3",
+            "--exit-fd=4",
+        ]);
+        if rootless {
+            cmd.arg(format!("--userns-path=/proc/{pid}/ns/user"));
+        }
+        cmd.arg(pid.to_string()).arg("tap0");
+        // Its messages go to a file in the scratch dir: a pipe nobody drains could block it.
+        let log_file = File::create(log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone()?))
+            .stderr(Stdio::from(log_file));
+        let (ready, exit) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
+        // SAFETY: the closure runs between fork and exec in the new child and only calls
+        // async-signal-safe fcntl/dup2 on descriptors that are open in it.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                let high_ready = libc::fcntl(ready, libc::F_DUPFD, 10);
+                let high_exit = libc::fcntl(exit, libc::F_DUPFD, 10);
+                if high_ready < 0
+                    || high_exit < 0
+                    || libc::dup2(high_ready, 3) < 0
+                    || libc::dup2(high_exit, 4) < 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop((ready_w, exit_r));
+        let mut slirp = Slirp {
+            child,
+            exit: Some(exit_w),
+        };
+        let mut byte = [0u8; 1];
+        if File::from(ready_r).read_exact(&mut byte).is_err() {
+            slirp.stop();
+            let said = std::fs::read_to_string(log).unwrap_or_default();
+            let first = said.lines().next().unwrap_or("it exited early").to_string();
+            return Err(io::Error::other(first));
+        }
+        Ok(slirp)
+    }
+
+    fn stop(&mut self) {
+        self.exit.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills and reaps the sandbox on every path out of `run`.
+struct Guard {
+    intermediate: Pid,
+    container: Option<Pid>,
+    reaped: bool,
+    slirp: Option<Slirp>,
+    cancel: Cancel,
+}
+
+/// Where the container's mount-point stubs were created.
+fn stub_dir<'a>(mode: RootMode, spec: &'a RunSpec, root: &'a Path) -> &'a Path {
+    match mode {
+        RootMode::Overlay => spec.upper_dir.as_path(),
+        RootMode::Copy => root,
+    }
+}
+
+/// Runs in progress, so [`cancel_all`] can stop them (for a Ctrl-C handler). Only the
+/// intermediate processes are listed: they are this process's children and are unlisted before
+/// they are reaped, so their pids cannot have been reused when `cancel_all` kills them.
+static RUNNING: Mutex<Vec<(u64, Pid, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
+static NEXT_RUN_ID: AtomicU64 = AtomicU64::new(0);
+
+struct Cancel {
+    id: u64,
+    flag: Arc<AtomicBool>,
+}
+
+impl Cancel {
+    fn register(intermediate: Pid) -> Cancel {
+        let id = NEXT_RUN_ID.fetch_add(1, Ordering::Relaxed);
+        let flag = Arc::new(AtomicBool::new(false));
+        running().push((id, intermediate, flag.clone()));
+        Cancel { id, flag }
+    }
+
+    fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    fn unregister(&self) {
+        running().retain(|(id, _, _)| *id != self.id);
+    }
+}
+
+fn running() -> std::sync::MutexGuard<'static, Vec<(u64, Pid, Arc<AtomicBool>)>> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Stops every sandboxed run of this process: each [`run`] in progress kills its container
+/// (the kernel kills the whole pid namespace) and returns [`SandboxError::Cancelled`] after
+/// cleaning up. Meant for the CLI's Ctrl-C handler; safe to call from any thread.
+pub fn cancel_all() {
+    for (_, intermediate, flag) in running().iter() {
+        flag.store(true, Ordering::SeqCst);
+        // The container's pid 1 has a parent-death signal: killing its parent kills it.
+        let _ = kill(*intermediate, Signal::SIGKILL);
+    }
+}
+
+impl Guard {
+    /// Waits for the intermediate process. By then the container's pid 1 has been reaped, and
+    /// the kernel does not let pid 1 be reaped before every other process of its namespace is
+    /// gone, so the namespace is empty.
+    fn reap(&mut self) {
+        if self.reaped {
+            return;
+        }
+        self.cancel.unregister();
+        while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(self.intermediate, None) {
+        }
+        self.reaped = true;
+    }
+
+    /// Kills everything, cleans the upper dir and reads the report pipe for the reason the
+    /// setup stopped.
+    fn failure(&mut self, report: &mut File, spec: &RunSpec) -> SandboxError {
+        self.kill();
+        self.reap();
+        let mut text = String::new();
+        let _ = report.read_to_string(&mut text);
+        let reports: Vec<Report> = text.lines().filter_map(Report::decode).collect();
+        remove_stubs(&spec.upper_dir, &reports);
+        failure_from(&reports, spec).unwrap_or(SandboxError::Setup {
+            step: "start the sandbox (its first process died)".to_string(),
+            source: io::Error::from_raw_os_error(libc::ECHILD),
+        })
+    }
+
+    fn kill(&mut self) {
+        if self.reaped {
+            return;
+        }
+        // Killing pid 1 of the namespace makes the kernel kill every process in it.
+        if let Some(c) = self.container {
+            let _ = kill(c, Signal::SIGKILL);
+        }
+        let _ = kill(self.intermediate, Signal::SIGKILL);
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.kill();
+        self.reap();
+        if let Some(mut s) = self.slirp.take() {
+            s.stop();
+        }
+    }
+}
+
+fn failure_from(reports: &[Report], spec: &RunSpec) -> Option<SandboxError> {
+    reports.iter().find_map(|r| match r {
+        Report::Failed { step, errno } => Some(SandboxError::Setup {
+            step: step.clone(),
+            source: io::Error::from_raw_os_error(*errno),
+        }),
+        Report::Exec { errno } => Some(SandboxError::Exec {
+            command: spec.args.first().cloned().unwrap_or_default(),
+            source: io::Error::from_raw_os_error(*errno),
+        }),
+        _ => None,
+    })
+}
+
+/// Seconds and nanoseconds.
+type Mtime = (i64, i64);
+
+/// Removes the mount-point stubs the container's setup created in the upper dir and restores
+/// the mtimes it changed, so they never reach the layer. Every step walks the upper dir with
+/// `O_NOFOLLOW` from a descriptor: whatever the command did to the tree (for example replacing a
+/// stub's parent with a symlink to a host directory, BuildKit CVE-2024-23652), nothing outside
+/// the upper dir can be touched. Only empty directories and empty regular files are removed.
+fn remove_stubs(upper: &Path, reports: &[Report]) {
+    let Ok(upper_fd) = inroot::open_root(upper) else {
+        return;
+    };
+    let split = |path: &str| -> Option<(OwnedFd, CString)> {
+        let comps = clean_components(path);
+        let (name, parents) = comps.split_last()?;
+        let parent = inroot::walk_nofollow(upper_fd.as_fd(), parents).ok()?;
+        Some((parent, sys::cstr(name).ok()?))
+    };
+    let mtime_of = |path: &str| -> Option<(i64, i64)> {
+        let dir = inroot::walk_nofollow(upper_fd.as_fd(), &clean_components(path)).ok()?;
+        let st = sys::lstatat(dir.as_fd(), c"").ok()?;
+        Some((st.st_mtime, st.st_mtime_nsec))
+    };
+    // Decide which mtimes to restore before unlinking changes them again: only directories the
+    // command itself did not modify after the last stub was made in them.
+    let mut touched: Vec<(&str, Mtime, Mtime)> = Vec::new();
+    for r in reports {
+        if let Report::Touched {
+            path,
+            before,
+            after,
+        } = r
+        {
+            match touched.iter_mut().find(|(p, _, _)| p == path) {
+                Some(entry) => entry.2 = *after,
+                None => touched.push((path.as_str(), *before, *after)),
+            }
+        }
+    }
+    let restore: Vec<(&str, (i64, i64))> = touched
+        .into_iter()
+        .filter(|(path, _, after)| mtime_of(path) == Some(*after))
+        .map(|(path, before, _)| (path, before))
+        .collect();
+    for r in reports.iter().rev() {
+        let Report::Stub { dir, path } = r else {
+            continue;
+        };
+        let Some((parent, name)) = split(path) else {
+            continue;
+        };
+        let Ok(st) = sys::lstatat(parent.as_fd(), &name) else {
+            continue;
+        };
+        let kind = st.st_mode & libc::S_IFMT;
+        if *dir && kind == libc::S_IFDIR {
+            // rmdir only succeeds on an empty directory.
+            let _ = sys::unlinkat(parent.as_fd(), &name, true);
+        } else if !*dir && kind == libc::S_IFREG && st.st_size == 0 {
+            let _ = sys::unlinkat(parent.as_fd(), &name, false);
+        }
+    }
+    for (path, before) in restore {
+        if let Ok(dir) = inroot::walk_nofollow(upper_fd.as_fd(), &clean_components(path)) {
+            let _ = sys::set_times_nofollow(dir.as_fd(), c"", before);
+        }
+    }
+}
+
+/// The per-run scratch directory (mode 0700): overlay mount point, generated files, secrets
+/// and the throw-away layers of writable binds. Removed on drop.
+struct Scratch {
+    path: PathBuf,
+    /// An exclusive flock on `<path>/lock`, held while the run lasts: a directory whose lock
+    /// can be taken belongs to a builder that is gone.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// What `Scratch::prepare` made: descriptors the children mount from.
+struct Prepared {
+    overlay_data: String,
+    overlay_dirs: (Vec<String>, String, String),
+    hosts: (OwnedFd, PathBuf),
+    resolv: (OwnedFd, PathBuf),
+    empty: (OwnedFd, PathBuf),
+    sources: Vec<(OwnedFd, PathBuf)>,
+    mounts: Vec<PreparedKind>,
+}
+
+enum PreparedKind {
+    Bind {
+        source: usize,
+        target: String,
+        writable: bool,
+    },
+    Overlay {
+        source: usize,
+        upper: PathBuf,
+        work: PathBuf,
+        target: String,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
+    File {
+        source: usize,
+        target: String,
+    },
+}
+
+impl Prepared {
+    fn source(&self, (fd, path): &(OwnedFd, PathBuf)) -> Source {
+        Source {
+            fd: fd.as_raw_fd(),
+            path: path.clone(),
+        }
+    }
+
+    fn mounts(&self) -> Vec<PreparedMount> {
+        let fd = |i: &usize| self.source(&self.sources[*i]);
+        self.mounts
+            .iter()
+            .map(|m| match m {
+                PreparedKind::Bind {
+                    source,
+                    target,
+                    writable,
+                } => PreparedMount::Bind {
+                    source: fd(source),
+                    target: target.clone(),
+                    writable: *writable,
+                },
+                PreparedKind::Overlay {
+                    source,
+                    upper,
+                    work,
+                    target,
+                } => PreparedMount::Overlay {
+                    source: fd(source),
+                    upper: upper.clone(),
+                    work: work.clone(),
+                    target: target.clone(),
+                },
+                PreparedKind::Tmpfs { target, size } => PreparedMount::Tmpfs {
+                    target: target.clone(),
+                    size: *size,
+                },
+                PreparedKind::File { source, target } => PreparedMount::File {
+                    source: fd(source),
+                    target: target.clone(),
+                },
+            })
+            .collect()
+    }
+}
+
+fn open_path(path: &Path) -> Result<(OwnedFd, PathBuf), SandboxError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map(|f| (OwnedFd::from(f), path.to_path_buf()))
+        .map_err(|e| SandboxError::io("open", path, e))
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), SandboxError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| SandboxError::io("create", path, e))?;
+    f.write_all(content)
+        .map_err(|e| SandboxError::io("write", path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| SandboxError::io("chmod", path, e))
+}
+
+fn mkdir(path: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir(path).map_err(|e| SandboxError::io("create", path, e))
+}
+
+/// The resolver configuration for the container.
+fn resolv_conf(network: NetworkMode) -> String {
+    match network {
+        // slirp4netns's built-in DNS forwarder.
+        NetworkMode::Slirp => "nameserver 10.0.2.3\n".to_string(),
+        // The host's file; its loopback resolvers are unreachable from a private namespace but
+        // harmless, and with the host network they are what the host uses.
+        _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    }
+}
+
+impl Scratch {
+    fn create() -> Result<Scratch, SandboxError> {
+        let tmp = std::env::temp_dir();
+        sweep_stale_scratch(&tmp);
+        // The pid in the name lets a later run tell a dead builder's directory from a live one.
+        let template = tmp.join(format!("kiln-run-{}-XXXXXX", std::process::id()));
+        let path = nix::unistd::mkdtemp(&template)
+            .map_err(|e| SandboxError::io("create the scratch directory", &template, e.into()))?;
+        let lock_path = path.join("lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| SandboxError::io("create", &lock_path, e))
+            .and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+                    .map_err(|(_, e)| SandboxError::io("lock", &lock_path, e.into()))
+            });
+        match lock {
+            Ok(lock) => Ok(Scratch { path, _lock: lock }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                Err(e)
+            }
+        }
+    }
+
+    fn prepare(&self, spec: &RunSpec, network: NetworkMode) -> Result<Prepared, SandboxError> {
+        let root = self.path.join("root");
+        mkdir(&root)?;
+        let mut lowers: Vec<&str> = spec
+            .lower_dirs
+            .iter()
+            .map(|p| overlay_safe(p))
+            .collect::<Result<_, _>>()?;
+        let empty_lower = self.path.join("empty");
+        if lowers.is_empty() {
+            // overlayfs needs at least one lower directory (FROM scratch).
+            mkdir(&empty_lower)?;
+            lowers.push(overlay_safe(&empty_lower)?);
+        }
+        // volatile: the upper dir is thrown away if kiln crashes, so fsync inside RUN (apt,
+        // dpkg) need not reach the disk.
+        let overlay_data = format!(
+            "lowerdir={},upperdir={},workdir={},userxattr,volatile",
+            lowers.join(":"),
+            overlay_safe(&spec.upper_dir)?,
+            overlay_safe(&spec.work_dir)?
+        );
+        let overlay_dirs = (
+            lowers.iter().map(|s| s.to_string()).collect(),
+            overlay_safe(&spec.upper_dir)?.to_string(),
+            overlay_safe(&spec.work_dir)?.to_string(),
+        );
+        let hosts = self.path.join("hosts");
+        write_file(
+            &hosts,
+            format!(
+                "127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                spec.hostname
+            )
+            .as_bytes(),
+            0o644,
+        )?;
+        let resolv = self.path.join("resolv.conf");
+        write_file(&resolv, resolv_conf(network).as_bytes(), 0o644)?;
+        let empty = self.path.join("masked");
+        write_file(&empty, b"", 0o444)?;
+
+        let mut sources = Vec::new();
+        let mut mounts = Vec::new();
+        for (i, m) in spec.mounts.iter().enumerate() {
+            match m {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    writable: true,
+                } if source.is_dir() => {
+                    let dir = self.path.join(format!("bind{i}"));
+                    mkdir(&dir)?;
+                    let (upper, work) = (dir.join("upper"), dir.join("work"));
+                    mkdir(&upper)?;
+                    mkdir(&work)?;
+                    overlay_safe(&upper)?;
+                    sources.push(open_path(source)?);
+                    mounts.push(PreparedKind::Overlay {
+                        source: sources.len() - 1,
+                        upper,
+                        work,
+                        target: target.clone(),
+                    });
+                }
+                MountSpec::Bind { source, target, .. } => {
+                    // A single file bound rw cannot get an overlay; it is bound read-only so
+                    // writes are refused rather than reaching the host.
+                    sources.push(open_path(source)?);
+                    mounts.push(PreparedKind::Bind {
+                        source: sources.len() - 1,
+                        target: target.clone(),
+                        writable: false,
+                    });
+                }
+                MountSpec::Cache { source, target } => {
+                    sources.push(open_path(source)?);
+                    mounts.push(PreparedKind::Bind {
+                        source: sources.len() - 1,
+                        target: target.clone(),
+                        writable: true,
+                    });
+                }
+                MountSpec::Tmpfs { target, size } => mounts.push(PreparedKind::Tmpfs {
+                    target: target.clone(),
+                    size: *size,
+                }),
+                MountSpec::Secret {
+                    target,
+                    content,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let file = self.path.join(format!("secret{i}"));
+                    write_file(&file, content, *mode)?;
+                    if nix::unistd::geteuid().is_root() {
+                        // Container ids equal host ids under the root mapping.
+                        std::os::unix::fs::lchown(&file, Some(*uid), Some(*gid))
+                            .map_err(|e| SandboxError::io("chown", &file, e))?;
+                    }
+                    sources.push(open_path(&file)?);
+                    mounts.push(PreparedKind::File {
+                        source: sources.len() - 1,
+                        target: target.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Prepared {
+            overlay_data,
+            overlay_dirs,
+            hosts: open_path(&hosts)?,
+            resolv: open_path(&resolv)?,
+            empty: open_path(&empty)?,
+            sources,
+            mounts,
+        })
+    }
+}
+
+/// Removes scratch directories left by builders that were killed (SIGKILL skips every
+/// destructor): those of this user whose lock file is not locked any more (which also works
+/// across pid namespaces sharing a temp dir). Nothing is mounted in them on the host, so this
+/// only deletes kiln's own files.
+fn sweep_stale_scratch(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with("kiln-run-")) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() && m.uid() == euid => {}
+            _ => continue,
+        }
+        // A directory without a lock file is still being created, or is not kiln's.
+        let Ok(lock_file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path.join("lock"))
+        else {
+            continue;
+        };
+        if let Ok(_held) =
+            nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Nothing is mounted here on the host (mounts live in the sandbox's private mount
+        // namespace), so this only removes kiln's own files.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

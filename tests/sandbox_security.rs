@@ -1,0 +1,618 @@
+//! Security properties of a RUN (rows S1, S6, S8, S11, M2, M6 and the defaults table of
+//! `../shared/security-catalogue.md`). Each protection is checked directly, from inside the
+//! sandbox, so removing it makes its test fail even where another layer would still block an
+//! attack.
+
+mod sandbox_support;
+
+use std::io::Read;
+use std::net::TcpListener;
+
+use kiln::sandbox::{self, MountSpec, NetworkMode};
+use sandbox_support::{run, sh, skipped, spec};
+
+/// The lines of /proc/self/status inside a RUN, as a map.
+fn status_fields(ran: &sandbox_support::Ran) -> std::collections::HashMap<String, String> {
+    ran.output
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn host_tmp_marker_is_invisible_and_writes_to_root_stay_in_the_layer() {
+    if skipped("host_tmp_marker_is_invisible_and_writes_to_root_stay_in_the_layer") {
+        return;
+    }
+    let marker = std::env::temp_dir().join(format!("kiln-host-marker-{}", std::process::id()));
+    std::fs::write(&marker, "HOST-SECRET").unwrap();
+    let host_write = format!("/kiln-host-write-{}", std::process::id());
+    let ran = sh(&format!(
+        "cat {m}; echo LS; ls -a /tmp; echo END; echo written > {host_write}; echo done",
+        m = marker.display()
+    ));
+    std::fs::remove_file(&marker).unwrap();
+    assert!(!ran.output.contains("HOST-SECRET"), "{}", ran.output);
+    let listing = ran
+        .output
+        .split("LS")
+        .nth(1)
+        .unwrap()
+        .split("END")
+        .next()
+        .unwrap();
+    assert!(!listing.contains("kiln-host-marker"), "{}", ran.output);
+    assert!(ran.output.contains("done"));
+    assert!(!std::path::Path::new(&host_write).exists());
+    let in_layer = ran.upper().join(host_write.trim_start_matches('/'));
+    assert_eq!(std::fs::read_to_string(in_layer).unwrap(), "written\n");
+}
+
+#[test]
+fn root_has_exactly_buildkits_capabilities_and_seccomp() {
+    if skipped("root_has_exactly_buildkits_capabilities_and_seccomp") {
+        return;
+    }
+    let ran = sh("cat /proc/self/status");
+    let f = status_fields(&ran);
+    assert_eq!(f["CapBnd"], "00000000a80425fb");
+    assert_eq!(f["CapPrm"], "00000000a80425fb");
+    assert_eq!(f["CapEff"], "00000000a80425fb");
+    assert_eq!(f["CapInh"], "0000000000000000");
+    assert_eq!(f["CapAmb"], "0000000000000000");
+    assert_eq!(f["Seccomp"], "2");
+    assert_eq!(f["NoNewPrivs"], "0");
+    // Signal dispositions and the mask are the defaults, not the builder's (Rust ignores
+    // SIGPIPE, which would otherwise survive exec and change how pipelines end).
+    // Exec form, so no shell changes them.
+    let (mut s, dir) = spec("unused");
+    s.args = vec!["cat".into(), "/proc/self/status".into()];
+    let f = status_fields(&run(s, dir));
+    assert_eq!(f["SigIgn"], "0000000000000000");
+    assert_eq!(f["SigBlk"], "0000000000000000");
+}
+
+#[test]
+fn non_root_user_has_no_effective_capabilities() {
+    if skipped("non_root_user_has_no_effective_capabilities") {
+        return;
+    }
+    let (mut s, dir) = spec("cat /proc/self/status");
+    s.user = "nobody".into();
+    let f = status_fields(&run(s, dir));
+    assert_eq!(f["CapEff"], "0000000000000000");
+    assert_eq!(f["CapPrm"], "0000000000000000");
+    assert_eq!(f["CapInh"], "0000000000000000");
+    assert_eq!(f["CapBnd"], "00000000a80425fb");
+}
+
+#[test]
+fn no_new_privs_is_set_only_when_asked() {
+    if skipped("no_new_privs_is_set_only_when_asked") {
+        return;
+    }
+    let (mut s, dir) = spec("grep NoNewPrivs /proc/self/status");
+    s.no_new_privs = true;
+    assert_eq!(run(s, dir).output.trim(), "NoNewPrivs:\t1");
+    assert_eq!(
+        sh("grep NoNewPrivs /proc/self/status").output.trim(),
+        "NoNewPrivs:\t0"
+    );
+}
+
+#[test]
+fn seccomp_refuses_new_user_namespaces() {
+    if skipped("seccomp_refuses_new_user_namespaces") {
+        return;
+    }
+    // Creating a user namespace needs no capability, so only the seccomp filter stops it.
+    let ran = sh("unshare -U true && echo escaped; echo rc=$?");
+    assert!(!ran.output.contains("escaped"), "{}", ran.output);
+}
+
+#[test]
+fn mount_fails_inside_run() {
+    if skipped("mount_fails_inside_run") {
+        return;
+    }
+    let ran =
+        sh("mount -t tmpfs t /mnt && echo mounted; umount /proc/kcore && echo unmasked; echo end");
+    assert!(!ran.output.contains("mounted"), "{}", ran.output);
+    assert!(!ran.output.contains("unmasked"), "{}", ran.output);
+    assert!(ran.output.contains("end"));
+}
+
+#[test]
+fn masked_and_read_only_paths_are_mounts_over_proc_and_sys() {
+    if skipped("masked_and_read_only_paths_are_mounts_over_proc_and_sys") {
+        return;
+    }
+    let ran = sh("for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /sys/firmware \
+                  /proc/sys /proc/sysrq-trigger /proc/bus; do [ -e $p ] && echo E:$p; done; \
+                  cat /proc/self/mountinfo; echo SIZE=$(cat /proc/keys /proc/timer_list | wc -c); \
+                  echo 1 > /proc/sys/vm/drop_caches && echo wrote-sysctl; touch /sys/x && echo wrote-sys; \
+                  touch /etc/hosts && echo wrote-hosts; echo end");
+    let mount_points: Vec<&str> = ran
+        .output
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    // runc masks the paths that exist; a kernel may lack some (this one has no /proc/kcore).
+    let exists = |p: &str| ran.output.lines().any(|l| l == format!("E:{p}"));
+    for masked in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/sys/firmware",
+    ] {
+        if !exists(masked) {
+            continue;
+        }
+        assert!(
+            mount_points.contains(&masked),
+            "{masked} is not masked:\n{}",
+            ran.output
+        );
+    }
+    for ro in [
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+        "/proc/bus",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ] {
+        if ro.starts_with("/proc") && !exists(ro) {
+            continue;
+        }
+        let line = ran
+            .output
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(ro))
+            .unwrap_or_else(|| panic!("{ro} is not a mount:\n{}", ran.output));
+        assert!(
+            line.split(' ')
+                .nth(5)
+                .is_some_and(|o| o.split(',').any(|x| x == "ro")),
+            "{line}"
+        );
+    }
+    assert!(
+        exists("/proc/keys") && exists("/proc/sys"),
+        "{}",
+        ran.output
+    );
+    assert!(ran.output.contains("SIZE=0"), "{}", ran.output);
+    for leak in ["wrote-sysctl", "wrote-sys", "wrote-hosts"] {
+        assert!(!ran.output.contains(leak), "{}", ran.output);
+    }
+}
+
+#[test]
+fn proc_shows_only_the_sandbox_processes() {
+    if skipped("proc_shows_only_the_sandbox_processes") {
+        return;
+    }
+    let ran = sh("ls -d /proc/[0-9]*");
+    let pids: Vec<&str> = ran.output.split_whitespace().collect();
+    // sh (pid 1) and ls itself.
+    assert!(
+        pids.len() <= 2 && pids.contains(&"/proc/1"),
+        "{}",
+        ran.output
+    );
+}
+
+#[test]
+fn no_host_descriptor_is_inherited() {
+    if skipped("no_host_descriptor_is_inherited") {
+        return;
+    }
+    // A descriptor without O_CLOEXEC, as a careless library in the builder might leave.
+    let leaked = nix::fcntl::open(
+        std::env::temp_dir().as_path(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let ran = sh("ls /proc/self/fd");
+    let _ = nix::unistd::close(leaked);
+    let mut fds: Vec<&str> = ran.output.split_whitespace().collect();
+    fds.sort();
+    // 0-2 plus the descriptor ls uses to read the directory.
+    assert_eq!(fds, ["0", "1", "2", "3"], "{}", ran.output);
+}
+
+#[test]
+fn workdir_through_proc_self_fd_cannot_reach_the_host() {
+    if skipped("workdir_through_proc_self_fd_cannot_reach_the_host") {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("canary"), "HOST-CANARY").unwrap();
+    // Hold a host directory open in the builder, as runc held the cgroup directory.
+    let held = std::fs::File::open(host.path()).unwrap();
+    let depth = "../".repeat(12);
+    let canary_path = format!("{depth}{}", host.path().join("canary").display());
+    for n in 3..24 {
+        let (mut s, dir) = spec(&format!(
+            "cat canary; cat {canary_path}; ls -l /proc/self/fd"
+        ));
+        s.cwd = format!("/proc/self/fd/{n}");
+        let mut out = Vec::new();
+        let result = sandbox::run(&s, &mut |b: &[u8]| out.extend_from_slice(b));
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            !out.contains("HOST-CANARY"),
+            "fd {n} reached the host: {out}"
+        );
+        drop(dir);
+        let _ = result;
+    }
+    drop(held);
+}
+
+#[test]
+fn network_none_has_only_loopback_and_no_route_to_the_host() {
+    if skipped("network_none_has_only_loopback_and_no_route_to_the_host") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ran = sh(&format!(
+        "ip -o link | cut -d: -f2; echo ROUTES; ip route; echo END; \
+         wget -q -T 2 -O- http://127.0.0.1:{port}/ && echo reached-host; \
+         wget -q -T 2 -O- http://10.0.2.2:{port}/ && echo reached-gateway; echo done"
+    ));
+    assert_eq!(ran.outcome.network, NetworkMode::None);
+    let links: Vec<&str> = ran
+        .output
+        .split("ROUTES")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(links, ["lo"], "{}", ran.output);
+    let routes = ran
+        .output
+        .split("ROUTES")
+        .nth(1)
+        .unwrap()
+        .split("END")
+        .next()
+        .unwrap();
+    assert!(routes.trim().is_empty(), "routes: {routes}");
+    assert!(!ran.output.contains("reached"), "{}", ran.output);
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox connected to the host listener"
+    );
+}
+
+#[test]
+fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
+    if skipped("slirp_network_has_a_route_out_but_cannot_reach_host_loopback") {
+        return;
+    }
+    if sandbox_support::which("slirp4netns").is_none() {
+        eprintln!("skipped: slirp_network_has_a_route_out_but_cannot_reach_host_loopback: slirp4netns is not installed");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (mut s, dir) = spec(&format!(
+        "ip route; wget -q -T 2 -O- http://10.0.2.2:{port}/ && echo reached-gateway; \
+         wget -q -T 2 -O- http://127.0.0.1:{port}/ && echo reached-loopback; echo done"
+    ));
+    s.network = NetworkMode::Slirp;
+    let ran = run(s, dir);
+    assert_eq!(
+        ran.outcome.network,
+        NetworkMode::Slirp,
+        "{:?}",
+        ran.outcome.warnings
+    );
+    assert!(
+        ran.output.contains("default via 10.0.2.2"),
+        "{}",
+        ran.output
+    );
+    assert!(!ran.output.contains("reached"), "{}", ran.output);
+    assert!(ran.output.contains("done"));
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox connected to the host listener"
+    );
+}
+
+#[test]
+fn teardown_never_deletes_host_files_through_a_moved_mount_stub() {
+    if skipped("teardown_never_deletes_host_files_through_a_moved_mount_stub") {
+        return;
+    }
+    // BuildKit CVE-2024-23652: the RUN re-points a stub's parent at a host directory; a
+    // host-side cleaner that follows it removes host files.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("c")).unwrap();
+    std::fs::write(host.path().join("file"), "keep").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (mut s, dir) = spec(&format!(
+        "mv /a/b /a/old && ln -s {h} /a/b && mv /k /k-old && ln -s {h} /k && echo moved",
+        h = host.path().display()
+    ));
+    s.mounts.push(MountSpec::Tmpfs {
+        target: "/a/b/c".into(),
+        size: None,
+    });
+    s.mounts.push(MountSpec::Cache {
+        source: cache.path().to_path_buf(),
+        target: "/k/file".into(),
+    });
+    let ran = run(s, dir);
+    assert!(ran.output.contains("moved"), "{}", ran.output);
+    assert!(
+        host.path().join("c").is_dir(),
+        "teardown removed a host directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("file")).unwrap(),
+        "keep"
+    );
+}
+
+#[test]
+fn bind_mounts_are_read_only_and_writable_binds_discard_writes() {
+    if skipped("bind_mounts_are_read_only_and_writable_binds_discard_writes") {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("file"), "original").unwrap();
+    let (mut s, dir) = spec(
+        "echo x > /ro/file && echo wrote-ro; rm /ro/file && echo removed-ro; \
+         echo changed > /rw/file && rm -f /rw/gone; echo new > /rw/new; cat /rw/file",
+    );
+    std::fs::write(src.path().join("gone"), "g").unwrap();
+    s.mounts.push(MountSpec::Bind {
+        source: src.path().to_path_buf(),
+        target: "/ro".into(),
+        writable: false,
+    });
+    s.mounts.push(MountSpec::Bind {
+        source: src.path().to_path_buf(),
+        target: "/rw".into(),
+        writable: true,
+    });
+    let ran = run(s, dir);
+    assert!(
+        !ran.output.contains("wrote-ro") && !ran.output.contains("removed-ro"),
+        "{}",
+        ran.output
+    );
+    assert!(ran.output.contains("changed"), "{}", ran.output);
+    assert_eq!(
+        std::fs::read_to_string(src.path().join("file")).unwrap(),
+        "original"
+    );
+    assert!(src.path().join("gone").exists());
+    assert!(!src.path().join("new").exists());
+    let changes =
+        sandbox::upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn cache_mounts_persist_and_stay_out_of_the_layer() {
+    if skipped("cache_mounts_persist_and_stay_out_of_the_layer") {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let (mut s, dir) = spec("echo run >> /var/cache/x/log; wc -l < /var/cache/x/log");
+        s.mounts.push(MountSpec::Cache {
+            source: cache.path().to_path_buf(),
+            target: "/var/cache/x".into(),
+        });
+        let ran = run(s, dir);
+        let changes =
+            sandbox::upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()])
+                .unwrap();
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+    let mut log = String::new();
+    std::fs::File::open(cache.path().join("log"))
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(log, "run\nrun\n");
+}
+
+#[test]
+fn secrets_are_readable_with_their_mode_and_absent_from_the_layer() {
+    if skipped("secrets_are_readable_with_their_mode_and_absent_from_the_layer") {
+        return;
+    }
+    let (mut s, dir) = spec("stat -c %a /run/secrets/token; cat /run/secrets/token; echo; echo x > /run/secrets/token && echo overwrote");
+    s.mounts.push(MountSpec::Secret {
+        target: "/run/secrets/token".into(),
+        content: b"s3cr3t".to_vec(),
+        mode: 0o400,
+        uid: 0,
+        gid: 0,
+    });
+    let ran = run(s, dir);
+    assert!(ran.output.starts_with("400\ns3cr3t"), "{}", ran.output);
+    assert!(!ran.output.contains("overwrote"), "{}", ran.output);
+    let changes =
+        sandbox::upper_changes(&ran.upper(), &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn background_processes_die_with_the_run() {
+    if skipped("background_processes_die_with_the_run") {
+        return;
+    }
+    let ran = sh("(sleep 1; touch /late) & exit 0");
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    assert!(!ran.upper().join("late").exists());
+}
+
+#[test]
+fn setup_errors_clean_up_and_name_the_step() {
+    if skipped("setup_errors_clean_up_and_name_the_step") {
+        return;
+    }
+    let (mut s, dir) = spec("true");
+    s.user = "ghost".into();
+    let err = sandbox::run(&s, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("ghost"), "{err}");
+    let changes =
+        sandbox::upper_changes(&s.upper_dir, &[sandbox_support::rootfs().to_path_buf()]).unwrap();
+    assert!(changes.is_empty(), "{changes:?}");
+    drop(dir);
+}
+
+const KILLED_CHILD: &str = "KILN_TEST_KILLED_BUILDER";
+
+/// Catalogue R2: a builder killed with SIGKILL in the middle of a RUN leaves no process behind.
+#[test]
+fn killing_the_builder_kills_the_run() {
+    if let Some(marker) = std::env::var_os(KILLED_CHILD) {
+        let marker = marker.to_string_lossy().into_owned();
+        let _ = sh(&format!("sleep 1000; true # {marker}"));
+        return;
+    }
+    if skipped("killing_the_builder_kills_the_run") {
+        return;
+    }
+    let marker = format!("kiln-r2-{}", std::process::id());
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "killing_the_builder_kills_the_run",
+            "--nocapture",
+        ])
+        .env(KILLED_CHILD, &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let mut started = false;
+    for _ in 0..200 {
+        if running() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "the RUN never started");
+    let mut gone = false;
+    for _ in 0..80 {
+        if !running() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(gone, "the RUN outlived the killed builder");
+    // The killed builder's scratch directory is removed by the next run.
+    let _ = sh("true");
+    let leftover = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("kiln-run-{}-", child.id()))
+        });
+    assert!(
+        !leftover,
+        "the killed builder's scratch directory is still there"
+    );
+}
+
+#[test]
+fn symlinked_proc_or_dev_in_the_image_is_refused() {
+    if skipped("symlinked_proc_or_dev_in_the_image_is_refused") {
+        return;
+    }
+    // runc CVE-2023-27561 / CVE-2025-31133 shapes: an image whose /proc or /dev is a symlink
+    // would turn kiln's mounts into mounts somewhere else.
+    for name in ["proc", "dev", "sys"] {
+        let evil = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/tmp", evil.path().join(name)).unwrap();
+        let (mut s, dir) = spec("true");
+        s.lower_dirs.insert(0, evil.path().to_path_buf());
+        let err = sandbox::run(&s, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains(&format!("/{name}")), "{err}");
+        drop(dir);
+    }
+}
+
+#[test]
+fn dev_shm_is_limited_to_64_mib() {
+    if skipped("dev_shm_is_limited_to_64_mib") {
+        return;
+    }
+    let ran = sh(
+        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=80 2>/dev/null; \
+                  echo size=$(( $(wc -c < /dev/shm/fill) / 1048576 ))",
+    );
+    assert!(ran.output.contains("size=64"), "{}", ran.output);
+}
+
+#[test]
+fn dev_has_exactly_the_minimal_device_set() {
+    if skipped("dev_has_exactly_the_minimal_device_set") {
+        return;
+    }
+    let ran = sh("ls /dev; echo x > /dev/null && head -c 4 /dev/zero | wc -c");
+    let mut names: Vec<&str> = ran
+        .output
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && *l != "4")
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+            "tty", "urandom", "zero"
+        ],
+        "{}",
+        ran.output
+    );
+    assert!(ran.output.trim_end().ends_with('4'), "{}", ran.output);
+}
+
+#[test]
+fn host_network_mode_shares_the_host_interfaces() {
+    if skipped("host_network_mode_shares_the_host_interfaces") {
+        return;
+    }
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let (mut s, dir) = spec("ls /sys/class/net | wc -l; touch /sys/x && echo wrote-sys");
+    s.network = NetworkMode::Host;
+    let ran = run(s, dir);
+    assert_eq!(ran.outcome.network, NetworkMode::Host);
+    assert_eq!(
+        ran.output.lines().next(),
+        Some(host_links.to_string().as_str()),
+        "{}",
+        ran.output
+    );
+    assert!(!ran.output.contains("wrote-sys"), "{}", ran.output);
+}
