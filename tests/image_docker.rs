@@ -4,6 +4,8 @@
 //! docker.io); skips visibly otherwise. The daemon runs on a private socket inside its own
 //! mount namespace, so its mounts vanish with it.
 
+use std::io::Write as _;
+
 mod image_support;
 
 use std::fs;
@@ -139,13 +141,16 @@ fn busybox_archive(dir: &Path) -> Option<PathBuf> {
 fn docker_loads_and_runs_both_archive_formats_and_kiln_loads_docker_save() {
     let t = tempfile::tempdir().unwrap();
     let Some(input) = busybox_archive(t.path()) else {
-        eprintln!("skipped: /bin/busybox (busybox-static) is not installed");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: /bin/busybox (busybox-static) is not installed"
+        );
         return;
     };
     let daemon = match Dockerd::start() {
         Ok(daemon) => daemon,
         Err(why) => {
-            eprintln!("skipped: {why}");
+            let _ = writeln!(std::io::stderr(), "skipped: {why}");
             return;
         }
     };

@@ -1,6 +1,8 @@
 //! Store faults from the security catalogue: R1 (kill -9 mid-write, repeated), R3
 //! (concurrent loads and tags with a prune loop), R4 (disk full).
 
+use std::io::Write as _;
+
 mod image_support;
 
 use std::fs;
@@ -180,11 +182,17 @@ fn concurrent_loads_tags_and_prunes_match_a_serial_run() {
 #[test]
 fn disk_full_fails_cleanly_and_leaves_nothing_half_written() {
     if !is_root() {
-        eprintln!("skipped: disk-full test needs root to mount a tmpfs");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: disk-full test needs root to mount a tmpfs"
+        );
         return;
     }
     if !have("unshare") {
-        eprintln!("skipped: disk-full test needs unshare(1) for a private mount namespace");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: disk-full test needs unshare(1) for a private mount namespace"
+        );
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -230,7 +238,10 @@ fn disk_full_fails_cleanly_and_leaves_nothing_half_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let err = stderr(&out);
     if stdout.contains("MOUNT-FAILED") || !out.status.success() {
-        eprintln!("skipped: could not mount a tmpfs in a private mount namespace: {err}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: could not mount a tmpfs in a private mount namespace: {err}"
+        );
         return;
     }
     assert!(stdout.contains("LOAD-RC=1"), "{stdout}\n{err}");

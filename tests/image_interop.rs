@@ -1,6 +1,8 @@
 //! kiln's archives read by other tools: the OCI JSON schemas (`../shared/schemas/oci`),
 //! `skopeo` and `umoci`. Each test skips visibly when its tool or input is absent.
 
+use std::io::Write as _;
+
 mod image_support;
 
 use std::fs;
@@ -153,7 +155,10 @@ fn validate(dir: &Path, schema_file: &str, document: &[u8], what: &str) {
 #[test]
 fn saved_documents_validate_against_the_oci_schemas() {
     let Some(schemas) = schemas_dir() else {
-        eprintln!("skipped: ../shared/schemas/oci is absent");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: ../shared/schemas/oci is absent"
+        );
         return;
     };
     let f = fixture();
@@ -206,7 +211,10 @@ fn saved_documents_validate_against_the_oci_schemas() {
 #[test]
 fn schema_validation_catches_a_bad_manifest() {
     let Some(schemas) = schemas_dir() else {
-        eprintln!("skipped: ../shared/schemas/oci is absent");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: ../shared/schemas/oci is absent"
+        );
         return;
     };
     let bad = br#"{"schemaVersion": 1, "config": {"mediaType": "x", "digest": "sha256:zz", "size": -1}, "layers": []}"#;
@@ -232,7 +240,7 @@ fn run(cmd: &mut Command) -> String {
 #[test]
 fn skopeo_reads_both_archive_formats_and_kiln_loads_what_skopeo_writes() {
     if !have("skopeo") {
-        eprintln!("skipped: skopeo is not installed");
+        let _ = writeln!(std::io::stderr(), "skipped: skopeo is not installed");
         return;
     }
     let f = fixture();
@@ -298,11 +306,14 @@ fn skopeo_reads_both_archive_formats_and_kiln_loads_what_skopeo_writes() {
 fn umoci_unpacks_the_saved_oci_archive_with_modes_and_owners() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if !have("umoci") {
-        eprintln!("skipped: umoci is not installed");
+        let _ = writeln!(std::io::stderr(), "skipped: umoci is not installed");
         return;
     }
     if !is_root() {
-        eprintln!("skipped: umoci unpack keeps owners only as root");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: umoci unpack keeps owners only as root"
+        );
         return;
     }
     let f = fixture();

@@ -317,7 +317,7 @@ fn gnu_tar_lists_long_names_and_links() {
         .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        eprintln!("skipped: no tar binary");
+        let _ = writeln!(std::io::stderr(), "skipped: no tar binary");
         return;
     };
     child.stdin.take().unwrap().write_all(&tar).unwrap();
@@ -358,7 +358,7 @@ fn gnu_tar_reads_ids_too_large_for_ustar_from_pax_records() {
         .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        eprintln!("skipped: no tar binary");
+        let _ = writeln!(std::io::stderr(), "skipped: no tar binary");
         return;
     };
     child.stdin.take().unwrap().write_all(&tar).unwrap();
@@ -384,7 +384,7 @@ fn zstd_cli_decodes_zstd_layers() {
         .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        eprintln!("skipped: no zstd binary");
+        let _ = writeln!(std::io::stderr(), "skipped: no zstd binary");
         return;
     };
     let mut stdin = child.stdin.take().unwrap();

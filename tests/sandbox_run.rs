@@ -1,6 +1,8 @@
 //! RUN behaviour a user sees: exit codes, environment, working directory, user, and the
 //! changes that end up in the layer.
 
+use std::io::Write as _;
+
 mod sandbox_support;
 
 use kiln::sandbox::{upper_changes, Change, ChangeKind, ExitStatus};
@@ -205,7 +207,7 @@ fn rootless_run_maps_container_root_to_the_invoking_user() {
         return;
     }
     if sandbox_support::which("setpriv").is_none() {
-        eprintln!("skipped: rootless_run_maps_container_root_to_the_invoking_user: setpriv is not installed");
+        let _ = writeln!(std::io::stderr(), "skipped: rootless_run_maps_container_root_to_the_invoking_user: setpriv is not installed");
         return;
     }
     let probe = std::process::Command::new("setpriv")
@@ -219,7 +221,7 @@ fn rootless_run_maps_container_root_to_the_invoking_user() {
         ])
         .status();
     if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: rootless_run_maps_container_root_to_the_invoking_user: unprivileged user namespaces are disabled");
+        let _ = writeln!(std::io::stderr(), "skipped: rootless_run_maps_container_root_to_the_invoking_user: unprivileged user namespaces are disabled");
         return;
     }
     let exe = std::env::current_exe().unwrap();

@@ -3,6 +3,8 @@
 //! sandbox, so removing it makes its test fail even where another layer would still block an
 //! attack.
 
+use std::io::Write as _;
+
 mod sandbox_support;
 
 use std::io::Read;
@@ -297,7 +299,7 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
         return;
     }
     if sandbox_support::which("slirp4netns").is_none() {
-        eprintln!("skipped: slirp_network_has_a_route_out_but_cannot_reach_host_loopback: slirp4netns is not installed");
+        let _ = writeln!(std::io::stderr(), "skipped: slirp_network_has_a_route_out_but_cannot_reach_host_loopback: slirp4netns is not installed");
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,6 +1,8 @@
 //! Layer extraction never writes outside its snapshot directory (catalogue rows A1-A4, A6, A7).
 //! The tars are crafted with raw headers because tar-rs refuses to build `..` names.
 
+use std::io::Write as _;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -206,7 +208,7 @@ fn unpack_rejects_whiteouts_that_name_no_file() {
 #[test]
 fn unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices: needs root for 0/0 device whiteouts");
+        let _ = writeln!(std::io::stderr(), "skipped: unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices: needs root for 0/0 device whiteouts");
         return;
     }
     let fx = Fixture::new();
@@ -241,7 +243,7 @@ fn unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices() {
 #[test]
 fn unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run() {
     if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run: needs root and busybox");
+        let _ = writeln!(std::io::stderr(), "skipped: unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run: needs root and busybox");
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -28,7 +30,7 @@ pub fn skip_reason() -> Option<String> {
 pub fn skipped(test: &str) -> bool {
     match skip_reason() {
         Some(why) => {
-            eprintln!("skipped: {test}: {why}");
+            let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
             true
         }
         None => false,
