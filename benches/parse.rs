@@ -24,7 +24,11 @@ fn corpus_texts() -> Vec<String> {
     } else {
         eprintln!("../shared/corpus not found: benchmarking the fixtures only");
         for dir in ["fixtures/syntax/ok", "fixtures/syntax/err"] {
-            for e in std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(root.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if let Ok(t) = std::fs::read_to_string(e.path()) {
                     texts.push(t);
                 }

@@ -1,0 +1,53 @@
+//! The rule registry: one file per rule, all listed in [`RULES`].
+//!
+//! # How to write a rule
+//!
+//! 1. Create `src/lint/rules/<rule_name>.rs` and declare the rule with
+//!    [`declare_rule!`](crate::declare_rule). Its doc comment *is* the
+//!    documentation `kiln lint --explain CODE` prints, in these sections:
+//!    `## What it does`, `## Why is this bad?`, `## Example` (a
+//!    ` ```dockerfile ` block that fires the rule), `## Use instead` (a block
+//!    that does not) and `## References`. The registry test lints both blocks.
+//! 2. Fill the metadata: `code` (the hadolint code if the rule has one, else
+//!    `BKnnn` for a BuildKit check, `KLnnn` for kiln's own), a unique
+//!    kebab-case `name`, the `hadolint` code and `buildkit` check name it
+//!    answers to (a hadolint rule and a BuildKit check that mean the same
+//!    thing are ONE rule answering to both), `category`, default `severity`
+//!    (hadolint's when it has one), `fix` safety, `experimental`.
+//! 3. `impl Rule`: `meta()` returns `&Self::META`; `check()` walks
+//!    [`LintContext::instructions`](super::LintContext::instructions) (which
+//!    includes the instruction inside each `ONBUILD`, flagged `onbuild`; skip
+//!    those if hadolint does) and calls `cx.report(span, message)`, then
+//!    `.help(..)` / `.fix(Fix::safe(vec![Edit::replace(span, text)]))`.
+//!    Point the span at the exact word that is wrong, not the whole line.
+//!    Never build terminal output; never panic on input.
+//! 4. Add the struct to [`RULES`] below.
+//! 5. Tests in the same file (`#[cfg(test)] mod tests`) with the helpers of
+//!    `crate::lint::testing`: at least one firing and one silent case, the
+//!    same instruction under `ONBUILD` where hadolint applies the rule there,
+//!    and for a fix, that the fixed text re-lints clean.
+
+pub mod maintainer_deprecated;
+pub mod parse_error;
+
+use super::rule::Rule;
+
+/// Every rule kiln knows, in code order.
+pub static RULES: &[&dyn Rule] = &[
+    &parse_error::ParseError,
+    &maintainer_deprecated::MaintainerDeprecated,
+];
+
+/// All rules.
+pub fn all() -> &'static [&'static dyn Rule] {
+    RULES
+}
+
+/// The rule answering to `name` (code, kebab name, hadolint code or BuildKit
+/// name, case-insensitive).
+pub fn find(name: &str) -> Option<&'static dyn Rule> {
+    RULES.iter().copied().find(|r| r.meta().answers_to(name))
+}
+
+#[cfg(test)]
+mod tests;
