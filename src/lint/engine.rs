@@ -1,32 +1,69 @@
-//! Running the rules over one file: parse, build the stage graph, run every
-//! enabled rule, and turn parse errors into findings.
+//! Linting one file: parse, build the stage graph, run the enabled rules,
+//! report parse errors as `DL1000` findings, then apply suppression and the
+//! configured severities.
 //!
-//! Suppression and severity configuration are applied afterwards by
-//! [`super::suppress`]; this module only produces raw findings.
+//! A file that fails to parse is still linted: the parser recovers at the
+//! next line, so the rules run on every instruction it could read.
 
 use crate::dag::{build_graph, BuildOptions};
-use crate::syntax::{self, SourceFile};
+use crate::syntax::{self, Dockerfile, SourceFile};
 
 use super::config::Config;
 use super::context::LintContext;
-use super::rule::Rule;
-use super::rules::parse_error::ParseError;
-use super::Finding;
+use super::rule::{Rule, RuleMeta};
+use super::rules::{self, parse_error::ParseError, unused_ignore::UnusedIgnore};
+use super::suppress::{self, PragmaScope};
+use super::{Finding, Severity};
 
-/// Parses `source` and runs `rules` over it. Parse errors become findings of
-/// the `DL1000` rule (when it is among `rules`); the rules still run on
-/// whatever the parser recovered.
-pub fn run_rules(source: &SourceFile, config: &Config, rules: &[&dyn Rule]) -> Vec<Finding> {
+/// Lints `source` with every registered rule the configuration enables.
+pub fn lint_source(source: &SourceFile, config: &Config) -> Vec<Finding> {
+    lint_source_with(source, config, rules::all())
+}
+
+/// The rules of `candidates` that run on `df` under `config`: not ignored,
+/// and experimental ones only when enabled (config or `# check=experimental=`).
+pub fn enabled_rules<'r>(
+    candidates: &[&'r dyn Rule],
+    df: &Dockerfile,
+    config: &Config,
+) -> Vec<&'r dyn Rule> {
+    let check = df.check_directive();
+    candidates
+        .iter()
+        .copied()
+        .filter(|r| {
+            let m = r.meta();
+            if config.ignores(m) {
+                return false;
+            }
+            !m.experimental
+                || config.enables_experimental(m)
+                || check.is_some_and(|c| {
+                    c.experimental
+                        .iter()
+                        .any(|e| e.eq_ignore_ascii_case("all") || m.answers_to(e))
+                })
+        })
+        .collect()
+}
+
+/// Lints `source` with `candidates` (those the configuration enables).
+pub fn lint_source_with(
+    source: &SourceFile,
+    config: &Config,
+    candidates: &[&dyn Rule],
+) -> Vec<Finding> {
     let parsed = syntax::parse(source);
     let df = &parsed.dockerfile;
+    let rules = enabled_rules(candidates, df, config);
     let has_from = df
         .instructions
         .iter()
         .any(|i| matches!(i.kind, syntax::InstructionKind::From(_)));
     let graph = has_from.then(|| build_graph(df, &BuildOptions::default()).graph);
     let mut cx = LintContext::new(source, df, graph.as_ref(), config);
-    let report_parse_errors = rules.iter().any(|r| r.meta().code == ParseError::META.code);
-    if report_parse_errors {
+    let runs = |meta: &RuleMeta| rules.iter().any(|r| r.meta().code == meta.code);
+    if runs(&ParseError::META) {
         cx.set_rule(&ParseError::META);
         for err in &parsed.errors {
             let finding = cx.report(err.span, err.message.clone());
@@ -35,11 +72,53 @@ pub fn run_rules(source: &SourceFile, config: &Config, rules: &[&dyn Rule]) -> V
             }
         }
     }
-    for rule in rules {
+    for rule in &rules {
         cx.set_rule(rule.meta());
         rule.check(&mut cx);
     }
-    let mut findings = cx.into_findings();
+    let raw = cx.into_findings();
+
+    let pragmas = suppress::pragmas(source, df);
+    let (mut findings, used) = suppress::apply(raw, &pragmas, df, !config.disable_ignore_pragma);
+
+    if config.warn_unused_ignores && runs(&UnusedIgnore::META) && !config.disable_ignore_pragma {
+        for (pragma, used) in pragmas.iter().zip(&used) {
+            for ((name, span), used) in pragma.rules.iter().zip(used) {
+                if *used {
+                    continue;
+                }
+                let known = rules::find(name).is_some();
+                // ShellCheck codes only exist when ShellCheck runs.
+                if !known && name.to_ascii_uppercase().starts_with("SC") {
+                    continue;
+                }
+                let message = match (known, pragma.scope) {
+                    (false, _) => format!("`{name}` is not a known rule"),
+                    (true, PragmaScope::Next(None)) => {
+                        format!(
+                            "ignore of `{name}` is not followed by an instruction it applies to"
+                        )
+                    }
+                    (true, _) => format!("ignore of `{name}` suppresses nothing"),
+                };
+                findings.push(Finding::new(&UnusedIgnore::META, *span, message));
+            }
+        }
+    }
+
+    let error_all = df.check_directive().is_some_and(|c| c.error);
+    findings.retain_mut(|f| {
+        match config.override_for(f) {
+            Some(Some(sev)) => f.severity = sev,
+            Some(None) => return false,
+            None => {}
+        }
+        // `# check=error=true` turns BuildKit check warnings into errors.
+        if error_all && f.rule.buildkit.is_some() {
+            f.severity = Severity::Error;
+        }
+        true
+    });
     findings.sort_by(|a, b| {
         (a.span.start, a.span.end, &a.code).cmp(&(b.span.start, b.span.end, &b.code))
     });

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod fix;
 pub mod rule;
 pub mod rules;
+pub mod suppress;
 
 #[cfg(test)]
 pub(crate) mod testing;

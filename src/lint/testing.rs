@@ -2,7 +2,7 @@
 //! stays silent, apply its fixes.
 
 use super::config::Config;
-use super::engine::run_rules;
+use super::engine::lint_source_with;
 use super::fix::apply_fixes;
 use super::rule::Rule;
 use super::Finding;
@@ -11,7 +11,7 @@ use crate::syntax::SourceFile;
 /// The findings of `rule` alone on `text` with `config`.
 pub(crate) fn check_with(rule: &dyn Rule, text: &str, config: &Config) -> Vec<Finding> {
     let source = SourceFile::new("Dockerfile", text);
-    run_rules(&source, config, &[rule])
+    lint_source_with(&source, config, &[rule])
         .into_iter()
         .filter(|f| f.rule.code == rule.meta().code)
         .collect()

@@ -29,6 +29,7 @@
 
 pub mod maintainer_deprecated;
 pub mod parse_error;
+pub mod unused_ignore;
 
 use super::rule::Rule;
 
@@ -36,6 +37,7 @@ use super::rule::Rule;
 pub static RULES: &[&dyn Rule] = &[
     &parse_error::ParseError,
     &maintainer_deprecated::MaintainerDeprecated,
+    &unused_ignore::UnusedIgnore,
 ];
 
 /// All rules.

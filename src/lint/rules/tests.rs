@@ -26,6 +26,7 @@ pub(crate) fn docs_config() -> Config {
         ]),
         strict_labels: true,
         experimental: vec!["all".into()],
+        warn_unused_ignores: true,
         ..Config::default()
     }
 }
