@@ -90,7 +90,7 @@ impl Default for Config {
 }
 
 /// Errors reading the configuration.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ConfigError {
     #[error("failed to read config file {path}")]
     Read {
