@@ -27,8 +27,18 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod duplicate_stage_name;
+pub mod from_as_casing;
+pub mod from_platform_const;
+pub mod helpers;
+pub mod latest_tag;
 pub mod maintainer_deprecated;
 pub mod parse_error;
+pub mod redundant_target_platform;
+pub mod reserved_stage_name;
+pub mod stage_name_casing;
+pub mod trusted_registry;
+pub mod untagged_image;
 pub mod unused_ignore;
 
 use super::rule::Rule;
@@ -36,7 +46,16 @@ use super::rule::Rule;
 /// Every rule kiln knows, in code order.
 pub static RULES: &[&dyn Rule] = &[
     &parse_error::ParseError,
+    &untagged_image::UntaggedImage,
+    &latest_tag::LatestTag,
+    &duplicate_stage_name::DuplicateStageName,
+    &trusted_registry::TrustedRegistry,
+    &from_platform_const::FromPlatformConst,
+    &reserved_stage_name::ReservedStageName,
+    &redundant_target_platform::RedundantTargetPlatform,
     &maintainer_deprecated::MaintainerDeprecated,
+    &stage_name_casing::StageNameCasing,
+    &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
 ];
 
