@@ -27,12 +27,21 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod add_instead_of_copy;
+pub mod copy_dest_slash;
+pub mod copy_entire_filesystem;
+pub mod copy_from_self;
+pub mod copy_from_unknown_stage;
+pub mod copy_relative_without_workdir;
 pub mod duplicate_stage_name;
 pub mod from_as_casing;
 pub mod from_platform_const;
 pub mod helpers;
+pub mod instruction_order;
+pub mod last_user_root;
 pub mod latest_tag;
 pub mod maintainer_deprecated;
+pub mod non_numeric_user;
 pub mod parse_error;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
@@ -46,13 +55,22 @@ use super::rule::Rule;
 /// Every rule kiln knows, in code order.
 pub static RULES: &[&dyn Rule] = &[
     &parse_error::ParseError,
+    &last_user_root::LastUserRoot,
     &untagged_image::UntaggedImage,
     &latest_tag::LatestTag,
+    &add_instead_of_copy::AddInsteadOfCopy,
+    &copy_dest_slash::CopyDestSlash,
+    &copy_from_unknown_stage::CopyFromUnknownStage,
+    &copy_from_self::CopyFromSelf,
     &duplicate_stage_name::DuplicateStageName,
     &trusted_registry::TrustedRegistry,
     &from_platform_const::FromPlatformConst,
+    &copy_relative_without_workdir::CopyRelativeWithoutWorkdir,
+    &instruction_order::InstructionOrder,
     &reserved_stage_name::ReservedStageName,
     &redundant_target_platform::RedundantTargetPlatform,
+    &non_numeric_user::NonNumericUser,
+    &copy_entire_filesystem::CopyEntireFilesystem,
     &maintainer_deprecated::MaintainerDeprecated,
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
