@@ -28,52 +28,82 @@
 //!    and for a fix, that the fixed text re-lints clean.
 
 pub mod add_instead_of_copy;
+pub mod consistent_instruction_casing;
 pub mod copy_dest_slash;
 pub mod copy_entire_filesystem;
 pub mod copy_from_self;
 pub mod copy_from_unknown_stage;
 pub mod copy_relative_without_workdir;
 pub mod duplicate_stage_name;
+pub mod env_self_reference;
+pub mod expose_invalid_format;
+pub mod expose_port_range;
+pub mod expose_proto_casing;
 pub mod from_as_casing;
 pub mod from_platform_const;
 pub mod helpers;
 pub mod instruction_order;
+pub mod json_args;
+pub mod label_key;
 pub mod last_user_root;
 pub mod latest_tag;
+pub mod legacy_key_value;
 pub mod maintainer_deprecated;
+pub mod multiple_cmd;
+pub mod multiple_entrypoint;
+pub mod multiple_healthcheck;
+pub mod no_empty_continuation;
 pub mod non_numeric_user;
+pub mod onbuild_forbidden;
 pub mod parse_error;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
+pub mod secrets_in_arg_env;
 pub mod stage_name_casing;
 pub mod trusted_registry;
 pub mod untagged_image;
 pub mod unused_ignore;
+pub mod workdir_relative;
 
 use super::rule::Rule;
 
 /// Every rule kiln knows, in code order.
 pub static RULES: &[&dyn Rule] = &[
     &parse_error::ParseError,
+    &workdir_relative::WorkdirRelative,
     &last_user_root::LastUserRoot,
     &untagged_image::UntaggedImage,
     &latest_tag::LatestTag,
+    &expose_port_range::ExposePortRange,
+    &multiple_healthcheck::MultipleHealthcheck,
     &add_instead_of_copy::AddInsteadOfCopy,
     &copy_dest_slash::CopyDestSlash,
     &copy_from_unknown_stage::CopyFromUnknownStage,
     &copy_from_self::CopyFromSelf,
     &duplicate_stage_name::DuplicateStageName,
+    &json_args::JsonArgs,
     &trusted_registry::TrustedRegistry,
     &from_platform_const::FromPlatformConst,
+    &onbuild_forbidden::OnbuildForbidden,
+    &env_self_reference::EnvSelfReference,
     &copy_relative_without_workdir::CopyRelativeWithoutWorkdir,
+    &label_key::LabelKey,
     &instruction_order::InstructionOrder,
     &reserved_stage_name::ReservedStageName,
+    &secrets_in_arg_env::SecretsInArgEnv,
     &redundant_target_platform::RedundantTargetPlatform,
     &non_numeric_user::NonNumericUser,
     &copy_entire_filesystem::CopyEntireFilesystem,
     &maintainer_deprecated::MaintainerDeprecated,
+    &multiple_cmd::MultipleCmd,
+    &multiple_entrypoint::MultipleEntrypoint,
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
+    &no_empty_continuation::NoEmptyContinuation,
+    &consistent_instruction_casing::ConsistentInstructionCasing,
+    &legacy_key_value::LegacyKeyValue,
+    &expose_proto_casing::ExposeProtoCasing,
+    &expose_invalid_format::ExposeInvalidFormat,
     &unused_ignore::UnusedIgnore,
 ];
 
