@@ -44,7 +44,17 @@ pub mod from_platform_const;
 pub mod helpers;
 pub mod instruction_order;
 pub mod json_args;
+pub mod label_empty;
 pub mod label_key;
+pub mod label_missing;
+pub mod label_not_email;
+pub mod label_not_git_hash;
+pub mod label_not_rfc3339;
+pub mod label_not_semver;
+pub mod label_not_spdx;
+pub mod label_not_url;
+pub mod label_superfluous;
+pub mod label_values;
 pub mod last_user_root;
 pub mod latest_tag;
 pub mod legacy_key_value;
@@ -88,6 +98,15 @@ pub static RULES: &[&dyn Rule] = &[
     &env_self_reference::EnvSelfReference,
     &copy_relative_without_workdir::CopyRelativeWithoutWorkdir,
     &label_key::LabelKey,
+    &label_missing::LabelMissing,
+    &label_superfluous::LabelSuperfluous,
+    &label_empty::LabelEmpty,
+    &label_not_url::LabelNotUrl,
+    &label_not_rfc3339::LabelNotRfc3339,
+    &label_not_spdx::LabelNotSpdx,
+    &label_not_git_hash::LabelNotGitHash,
+    &label_not_semver::LabelNotSemver,
+    &label_not_email::LabelNotEmail,
     &instruction_order::InstructionOrder,
     &reserved_stage_name::ReservedStageName,
     &secrets_in_arg_env::SecretsInArgEnv,

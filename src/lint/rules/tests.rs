@@ -23,6 +23,13 @@ pub(crate) fn docs_config() -> Config {
         label_schema: BTreeMap::from([
             ("org.opencontainers.image.version".into(), LabelType::Semver),
             ("org.opencontainers.image.source".into(), LabelType::Url),
+            (
+                "org.opencontainers.image.created".into(),
+                LabelType::Rfc3339,
+            ),
+            ("org.opencontainers.image.licenses".into(), LabelType::Spdx),
+            ("org.opencontainers.image.revision".into(), LabelType::Hash),
+            ("org.opencontainers.image.authors".into(), LabelType::Email),
         ]),
         strict_labels: true,
         experimental: vec!["all".into()],
