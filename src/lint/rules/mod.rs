@@ -43,6 +43,7 @@ pub mod from_as_casing;
 pub mod from_platform_const;
 pub mod helpers;
 pub mod instruction_order;
+pub mod invalid_default_arg_in_from;
 pub mod json_args;
 pub mod label_empty;
 pub mod label_key;
@@ -71,6 +72,7 @@ pub mod reserved_stage_name;
 pub mod secrets_in_arg_env;
 pub mod stage_name_casing;
 pub mod trusted_registry;
+pub mod undefined_arg_in_from;
 pub mod untagged_image;
 pub mod unused_ignore;
 pub mod workdir_relative;
@@ -120,7 +122,9 @@ pub static RULES: &[&dyn Rule] = &[
     &from_as_casing::FromAsCasing,
     &no_empty_continuation::NoEmptyContinuation,
     &consistent_instruction_casing::ConsistentInstructionCasing,
+    &undefined_arg_in_from::UndefinedArgInFrom,
     &legacy_key_value::LegacyKeyValue,
+    &invalid_default_arg_in_from::InvalidDefaultArgInFrom,
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
     &unused_ignore::UnusedIgnore,
