@@ -17,6 +17,11 @@ use super::rules::{
 use super::suppress::{self, PragmaScope};
 use super::{Finding, Severity};
 
+/// Rules whose hadolint default level is "ignore": they run, but their
+/// findings are dropped unless the configuration gives them a level
+/// (`--warning DL3057`, `override:` in `.hadolint.yaml`).
+pub const OFF_BY_DEFAULT: [&str; 2] = ["DL1001", "DL3057"];
+
 /// Lints `source` with every registered rule the configuration enables.
 pub fn lint_source(source: &SourceFile, config: &Config) -> Vec<Finding> {
     lint_source_with(source, config, rules::all())
@@ -120,6 +125,8 @@ pub fn lint_source_with(
         match config.override_for(f) {
             Some(Some(sev)) => f.severity = sev,
             Some(None) => return false,
+            // hadolint's "ignore"-level rules report only when given a level.
+            None if OFF_BY_DEFAULT.contains(&f.rule.code) => return false,
             None => {}
         }
         // `# check=error=true` turns BuildKit check warnings into errors.

@@ -41,9 +41,12 @@ pub mod expose_port_range;
 pub mod expose_proto_casing;
 pub mod from_as_casing;
 pub mod from_platform_const;
+pub mod healthcheck_missing;
 pub mod helpers;
+pub mod inline_ignore_pragma;
 pub mod instruction_order;
 pub mod invalid_default_arg_in_from;
+pub mod invalid_definition_description;
 pub mod json_args;
 pub mod label_empty;
 pub mod label_key;
@@ -82,6 +85,7 @@ use super::rule::Rule;
 /// Every rule kiln knows, in code order.
 pub static RULES: &[&dyn Rule] = &[
     &parse_error::ParseError,
+    &inline_ignore_pragma::InlineIgnorePragma,
     &workdir_relative::WorkdirRelative,
     &last_user_root::LastUserRoot,
     &untagged_image::UntaggedImage,
@@ -108,6 +112,7 @@ pub static RULES: &[&dyn Rule] = &[
     &label_not_spdx::LabelNotSpdx,
     &label_not_git_hash::LabelNotGitHash,
     &label_not_semver::LabelNotSemver,
+    &healthcheck_missing::HealthcheckMissing,
     &label_not_email::LabelNotEmail,
     &instruction_order::InstructionOrder,
     &reserved_stage_name::ReservedStageName,
@@ -125,6 +130,7 @@ pub static RULES: &[&dyn Rule] = &[
     &undefined_arg_in_from::UndefinedArgInFrom,
     &legacy_key_value::LegacyKeyValue,
     &invalid_default_arg_in_from::InvalidDefaultArgInFrom,
+    &invalid_definition_description::InvalidDefinitionDescription,
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
     &unused_ignore::UnusedIgnore,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::RULES;
 use crate::lint::config::{Config, LabelType};
 use crate::lint::testing::check_with;
+use crate::lint::Severity;
 
 const SECTIONS: [&str; 5] = [
     "What it does",
@@ -34,6 +35,10 @@ pub(crate) fn docs_config() -> Config {
         strict_labels: true,
         experimental: vec!["all".into()],
         warn_unused_ignores: true,
+        overrides: BTreeMap::from([
+            ("dl1001".into(), Some(Severity::Info)),
+            ("dl3057".into(), Some(Severity::Info)),
+        ]),
         ..Config::default()
     }
 }
