@@ -28,6 +28,7 @@
 //!    and for a fix, that the fixed text re-lints clean.
 
 pub mod add_instead_of_copy;
+pub mod arg_not_in_stage;
 pub mod consistent_instruction_casing;
 pub mod copy_dest_slash;
 pub mod copy_entire_filesystem;
@@ -78,6 +79,7 @@ pub mod trusted_registry;
 pub mod undefined_arg_in_from;
 pub mod untagged_image;
 pub mod unused_ignore;
+pub mod unused_stage;
 pub mod workdir_relative;
 
 use super::rule::Rule;
@@ -134,6 +136,8 @@ pub static RULES: &[&dyn Rule] = &[
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
     &unused_ignore::UnusedIgnore,
+    &unused_stage::UnusedStage,
+    &arg_not_in_stage::ArgNotInStage,
 ];
 
 /// All rules.
