@@ -77,6 +77,7 @@ pub mod secrets_in_arg_env;
 pub mod stage_name_casing;
 pub mod trusted_registry;
 pub mod undefined_arg_in_from;
+pub mod undefined_var;
 pub mod untagged_image;
 pub mod unused_ignore;
 pub mod unused_stage;
@@ -130,6 +131,7 @@ pub static RULES: &[&dyn Rule] = &[
     &no_empty_continuation::NoEmptyContinuation,
     &consistent_instruction_casing::ConsistentInstructionCasing,
     &undefined_arg_in_from::UndefinedArgInFrom,
+    &undefined_var::UndefinedVar,
     &legacy_key_value::LegacyKeyValue,
     &invalid_default_arg_in_from::InvalidDefaultArgInFrom,
     &invalid_definition_description::InvalidDefinitionDescription,
