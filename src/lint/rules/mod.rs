@@ -34,6 +34,7 @@ pub mod copy_dest_slash;
 pub mod copy_entire_filesystem;
 pub mod copy_from_self;
 pub mod copy_from_unknown_stage;
+pub mod copy_ignored_file;
 pub mod copy_relative_without_workdir;
 pub mod duplicate_stage_name;
 pub mod env_self_reference;
@@ -134,6 +135,7 @@ pub static RULES: &[&dyn Rule] = &[
     &undefined_var::UndefinedVar,
     &legacy_key_value::LegacyKeyValue,
     &invalid_default_arg_in_from::InvalidDefaultArgInFrom,
+    &copy_ignored_file::CopyIgnoredFile,
     &invalid_definition_description::InvalidDefinitionDescription,
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
