@@ -200,3 +200,39 @@ fn every_rule_file_is_registered_and_tested() {
         "some declared rules are not in RULES (or the reverse)"
     );
 }
+
+/// BuildKit's checks, each answered to by exactly one rule (InvalidBaseImagePlatform
+/// needs the image store and is not implemented yet).
+#[test]
+fn every_buildkit_check_has_a_rule() {
+    let checks = [
+        "StageNameCasing",
+        "FromAsCasing",
+        "NoEmptyContinuation",
+        "ConsistentInstructionCasing",
+        "DuplicateStageName",
+        "ReservedStageName",
+        "JSONArgsRecommended",
+        "MaintainerDeprecated",
+        "UndefinedArgInFrom",
+        "WorkdirRelativePath",
+        "UndefinedVar",
+        "MultipleInstructionsDisallowed",
+        "LegacyKeyValueFormat",
+        "RedundantTargetPlatform",
+        "SecretsUsedInArgOrEnv",
+        "InvalidDefaultArgInFrom",
+        "FromPlatformFlagConstDisallowed",
+        "CopyIgnoredFile",
+        "InvalidDefinitionDescription",
+        "ExposeProtoCasing",
+        "ExposeInvalidFormat",
+    ];
+    for check in checks {
+        let rules: Vec<_> = RULES
+            .iter()
+            .filter(|r| r.meta().buildkit == Some(check))
+            .collect();
+        assert_eq!(rules.len(), 1, "{check} should name exactly one rule");
+    }
+}
