@@ -30,6 +30,7 @@
 pub mod add_instead_of_copy;
 pub mod arg_not_in_stage;
 pub mod consistent_instruction_casing;
+pub mod copy_all_before_install;
 pub mod copy_dest_slash;
 pub mod copy_entire_filesystem;
 pub mod copy_from_self;
@@ -142,6 +143,7 @@ pub static RULES: &[&dyn Rule] = &[
     &unused_ignore::UnusedIgnore,
     &unused_stage::UnusedStage,
     &arg_not_in_stage::ArgNotInStage,
+    &copy_all_before_install::CopyAllBeforeInstall,
 ];
 
 /// All rules.
