@@ -4,6 +4,7 @@
 //! typed errors; here they become text, JSON or miette reports, and an exit code.
 
 mod dag;
+pub mod lint;
 pub mod parse;
 
 use std::io::IsTerminal;
@@ -31,7 +32,7 @@ pub enum Command {
     /// Parse a Dockerfile and print its syntax tree.
     Parse(parse::ParseArgs),
     /// Lint Dockerfiles.
-    Lint,
+    Lint(Box<lint::LintArgs>),
     /// Build an image from a Dockerfile.
     Build,
     /// Explain which instruction produced which layer.
@@ -78,7 +79,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Parse(args) => parse::run(&args),
         Command::Image(command) => images::run(&cli.store, command),
-        Command::Lint | Command::Build | Command::Explain => {
+        Command::Lint(args) => lint::run(&args),
+        Command::Build | Command::Explain => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
         }
