@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kiln's main job on the shipped examples: set-up, build kiln, then parse
-# every Dockerfile under fixtures/ and show one in full.
+# and lint every Dockerfile under fixtures/ and show one in full.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,10 @@ done
 echo
 echo "== kiln parse fixtures/syntax/ok/multistage.Dockerfile"
 "$kiln" parse fixtures/syntax/ok/multistage.Dockerfile
+
+echo
+echo "== kiln lint fixtures/syntax/ok (findings are expected: the fixtures exercise old forms)"
+"$kiln" lint --no-fail fixtures/syntax/ok
 
 echo
 echo "== kiln parse on a file with mistakes (errors are expected here)"
