@@ -27,6 +27,8 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod apt_not_apt_get;
+pub mod cd_in_run;
 pub mod duplicate_stage_name;
 pub mod from_as_casing;
 pub mod from_platform_const;
@@ -34,9 +36,12 @@ pub mod helpers;
 pub mod latest_tag;
 pub mod maintainer_deprecated;
 pub mod parse_error;
+pub mod pointless_command;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
+pub mod run_common;
 pub mod stage_name_casing;
+pub mod sudo_in_run;
 pub mod trusted_registry;
 pub mod untagged_image;
 pub mod unused_ignore;
@@ -57,6 +62,10 @@ pub static RULES: &[&dyn Rule] = &[
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
+    &apt_not_apt_get::AptNotAptGet,
+    &sudo_in_run::SudoInRun,
+    &cd_in_run::CdInRun,
+    &pointless_command::PointlessCommand,
 ];
 
 /// All rules.

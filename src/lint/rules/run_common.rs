@@ -1,0 +1,98 @@
+//! Helpers shared by the rules about RUN commands (not a rule): walking the
+//! parsed scripts, cache mounts, and the ENV/ARG names a stage declares.
+
+use std::sync::Arc;
+
+use crate::lint::shell::{Command, Script};
+use crate::lint::{InstructionRef, LintContext};
+use crate::syntax::{Instruction, InstructionKind};
+
+/// Every sh-run RUN with its script; `onbuild` says whether ONBUILD
+/// triggers are included (hadolint applies some rules to them, not all).
+pub fn runs<'a>(cx: &LintContext<'a>, onbuild: bool) -> Vec<(InstructionRef<'a>, Arc<Script>)> {
+    cx.run_scripts()
+        .into_iter()
+        .filter(|(r, _)| onbuild || !r.onbuild)
+        .collect()
+}
+
+/// True when the RUN has `--mount=type=cache` with a target under `dir`.
+pub fn has_cache_mount(ins: &Instruction, dir: &str) -> bool {
+    ins.flags.iter().any(|f| {
+        f.name == "mount"
+            && f.raw.contains("type=cache")
+            && f.raw.split(',').any(|kv| {
+                kv.split_once('=').is_some_and(|(k, v)| {
+                    matches!(
+                        k.trim_start_matches("mount="),
+                        "target" | "dst" | "destination"
+                    ) && v
+                        .trim_end_matches('/')
+                        .starts_with(dir.trim_end_matches('/'))
+                })
+            })
+    })
+}
+
+/// True when some command of the script is `program` with `arg` among its arguments.
+pub fn script_has(script: &Script, program: &str, arg: &str) -> bool {
+    script.commands_named(program).any(|c| c.has_arg(arg))
+}
+
+/// True when an `rm` in the script removes something under `dir`.
+pub fn removes(script: &Script, dir: &str) -> bool {
+    script.commands_named("rm").any(|c| {
+        c.args()
+            .iter()
+            .any(|w| w.raw.trim_matches(['"', '\'']).starts_with(dir))
+    })
+}
+
+/// True when `c` runs `program`'s `subcommand` (the first operand).
+pub fn runs_sub(c: &Command, program: &str, subs: &[&str], with_value: &[&str]) -> bool {
+    c.is(program) && c.subcommand(with_value).is_some_and(|s| subs.contains(&s))
+}
+
+/// The names declared by ENV and ARG in `stage` before instruction `before`
+/// (and the global ARGs), as hadolint declares them to ShellCheck.
+pub fn declared_names(cx: &LintContext<'_>, stage: Option<usize>, before: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for r in cx.top_level() {
+        if r.index >= before {
+            break;
+        }
+        if r.stage.is_some() && r.stage != stage {
+            continue;
+        }
+        match r.kind() {
+            InstructionKind::Env(kvs) => names.extend(kvs.iter().map(|kv| kv.key.text.clone())),
+            InstructionKind::Arg(args) => names.extend(args.iter().map(|a| a.name.text.clone())),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The value an ENV in `stage` before `before` gives `name`, if any.
+pub fn env_value(
+    cx: &LintContext<'_>,
+    stage: Option<usize>,
+    before: usize,
+    name: &str,
+) -> Option<String> {
+    let mut value = None;
+    for r in cx.top_level() {
+        if r.index >= before {
+            break;
+        }
+        if r.stage != stage {
+            continue;
+        }
+        if let InstructionKind::Env(kvs) = r.kind() {
+            for kv in kvs.iter().filter(|kv| kv.key.text == name) {
+                value = Some(kv.value.text.trim_matches(['"', '\'']).to_owned());
+            }
+        }
+    }
+    value
+}
