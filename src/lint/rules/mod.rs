@@ -27,6 +27,10 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod apt_get_pin;
+pub mod apt_get_yes;
+pub mod apt_lists_cleanup;
+pub mod apt_no_recommends;
 pub mod apt_not_apt_get;
 pub mod cd_in_run;
 pub mod duplicate_stage_name;
@@ -62,6 +66,10 @@ pub static RULES: &[&dyn Rule] = &[
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
+    &apt_no_recommends::AptNoRecommends,
+    &apt_get_yes::AptGetYes,
+    &apt_lists_cleanup::AptListsCleanup,
+    &apt_get_pin::AptGetPin,
     &apt_not_apt_get::AptNotAptGet,
     &sudo_in_run::SudoInRun,
     &cd_in_run::CdInRun,
