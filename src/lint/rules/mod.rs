@@ -27,6 +27,8 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod apk_no_cache;
+pub mod apk_pin;
 pub mod apt_get_pin;
 pub mod apt_get_yes;
 pub mod apt_lists_cleanup;
@@ -36,10 +38,14 @@ pub mod cd_in_run;
 pub mod duplicate_stage_name;
 pub mod from_as_casing;
 pub mod from_platform_const;
+pub mod gem_pin;
 pub mod helpers;
 pub mod latest_tag;
 pub mod maintainer_deprecated;
+pub mod npm_pin;
 pub mod parse_error;
+pub mod pip_no_cache_dir;
+pub mod pip_pin;
 pub mod pointless_command;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
@@ -66,6 +72,12 @@ pub static RULES: &[&dyn Rule] = &[
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
+    &gem_pin::GemPin,
+    &apk_no_cache::ApkNoCache,
+    &apk_pin::ApkPin,
+    &npm_pin::NpmPin,
+    &pip_no_cache_dir::PipNoCacheDir,
+    &pip_pin::PipPin,
     &apt_no_recommends::AptNoRecommends,
     &apt_get_yes::AptGetYes,
     &apt_lists_cleanup::AptListsCleanup,
