@@ -35,6 +35,9 @@ pub mod apt_lists_cleanup;
 pub mod apt_no_recommends;
 pub mod apt_not_apt_get;
 pub mod cd_in_run;
+pub mod dnf_clean;
+pub mod dnf_pin;
+pub mod dnf_yes;
 pub mod duplicate_stage_name;
 pub mod from_as_casing;
 pub mod from_platform_const;
@@ -55,6 +58,13 @@ pub mod sudo_in_run;
 pub mod trusted_registry;
 pub mod untagged_image;
 pub mod unused_ignore;
+pub mod yum_clean;
+pub mod yum_pin;
+pub mod yum_yes;
+pub mod zypper_clean;
+pub mod zypper_dist_upgrade;
+pub mod zypper_non_interactive;
+pub mod zypper_pin;
 
 use super::rule::Rule;
 
@@ -72,6 +82,16 @@ pub static RULES: &[&dyn Rule] = &[
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
+    &zypper_dist_upgrade::ZypperDistUpgrade,
+    &zypper_pin::ZypperPin,
+    &dnf_pin::DnfPin,
+    &yum_pin::YumPin,
+    &zypper_clean::ZypperClean,
+    &dnf_clean::DnfClean,
+    &yum_clean::YumClean,
+    &zypper_non_interactive::ZypperNonInteractive,
+    &dnf_yes::DnfYes,
+    &yum_yes::YumYes,
     &gem_pin::GemPin,
     &apk_no_cache::ApkNoCache,
     &apk_pin::ApkPin,

@@ -96,3 +96,71 @@ pub fn env_value(
     }
     value
 }
+
+/// The install-like commands of `programs` (subcommand among `subs`) that
+/// lack every flag of `yes`.
+pub fn missing_flag<'s>(
+    script: &'s Script,
+    programs: &'s [&'s str],
+    subs: &'s [&'s str],
+    yes: &'s [&'s str],
+) -> impl Iterator<Item = &'s Command> + 's {
+    script.commands().filter(move |c| {
+        c.program().is_some_and(|p| programs.contains(&p))
+            && c.subcommand(&[]).is_some_and(|s| subs.contains(&s))
+            && !c.has_any_flag(yes)
+    })
+}
+
+/// The `install` commands of `programs` in a RUN that neither runs
+/// `<program> <clean…>` nor removes `cache_dir` nor mounts it as a cache.
+pub fn missing_clean(
+    ins: &Instruction,
+    script: &Script,
+    programs: &[&str],
+    clean: &[&str],
+    cache_dir: &str,
+) -> Vec<crate::syntax::Span> {
+    let cleaned = script.commands().any(|c| {
+        c.program().is_some_and(|p| programs.contains(&p)) && clean.iter().all(|w| c.has_arg(w))
+    }) || removes(script, cache_dir)
+        || has_cache_mount(ins, cache_dir);
+    if cleaned {
+        return Vec::new();
+    }
+    script
+        .commands()
+        .filter(|c| {
+            c.program().is_some_and(|p| programs.contains(&p))
+                && c.subcommand(&[])
+                    .is_some_and(|s| matches!(s, "install" | "in"))
+        })
+        .map(|c| c.name_span())
+        .collect()
+}
+
+/// The packages after `install` of `programs` not pinned by `pinned`.
+pub fn unpinned<'s>(
+    script: &'s Script,
+    programs: &'s [&'s str],
+    with_value: &'s [&'s str],
+    pinned: fn(&str) -> bool,
+) -> Vec<&'s crate::lint::shell::Word> {
+    let mut out = Vec::new();
+    for c in script.commands() {
+        if !c.program().is_some_and(|p| programs.contains(&p)) {
+            continue;
+        }
+        let sub = c.subcommand(with_value);
+        let Some(sub) = sub.filter(|s| matches!(*s, "install" | "in")) else {
+            continue;
+        };
+        for w in c.args_after_subcommand(sub, with_value) {
+            let raw = w.raw.trim_matches(['"', '\'']);
+            if !pinned(raw) && !raw.ends_with(".rpm") && !raw.contains('/') {
+                out.push(w);
+            }
+        }
+    }
+    out
+}
