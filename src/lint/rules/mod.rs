@@ -35,6 +35,7 @@ pub mod apt_lists_cleanup;
 pub mod apt_no_recommends;
 pub mod apt_not_apt_get;
 pub mod cd_in_run;
+pub mod consecutive_runs;
 pub mod dnf_clean;
 pub mod dnf_pin;
 pub mod dnf_yes;
@@ -49,6 +50,7 @@ pub mod npm_pin;
 pub mod parse_error;
 pub mod pip_no_cache_dir;
 pub mod pip_pin;
+pub mod pipefail;
 pub mod pointless_command;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
@@ -58,6 +60,9 @@ pub mod sudo_in_run;
 pub mod trusted_registry;
 pub mod untagged_image;
 pub mod unused_ignore;
+pub mod wget_and_curl;
+pub mod wget_progress;
+pub mod yarn_cache_clean;
 pub mod yum_clean;
 pub mod yum_pin;
 pub mod yum_yes;
@@ -82,6 +87,11 @@ pub static RULES: &[&dyn Rule] = &[
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
+    &pipefail::Pipefail,
+    &wget_and_curl::WgetAndCurl,
+    &yarn_cache_clean::YarnCacheClean,
+    &consecutive_runs::ConsecutiveRuns,
+    &wget_progress::WgetProgress,
     &zypper_dist_upgrade::ZypperDistUpgrade,
     &zypper_pin::ZypperPin,
     &dnf_pin::DnfPin,
