@@ -55,6 +55,9 @@ pub mod pointless_command;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
 pub mod run_common;
+pub mod sc2046_unquoted_command_substitution;
+pub mod sc2086_unquoted_expansion;
+pub mod sc2155_declare_and_assign;
 pub mod stage_name_casing;
 pub mod sudo_in_run;
 pub mod trusted_registry;
@@ -87,6 +90,9 @@ pub static RULES: &[&dyn Rule] = &[
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
     &unused_ignore::UnusedIgnore,
+    &sc2155_declare_and_assign::DeclareAndAssign,
+    &sc2046_unquoted_command_substitution::UnquotedCommandSubstitution,
+    &sc2086_unquoted_expansion::UnquotedExpansion,
     &pipefail::Pipefail,
     &wget_and_curl::WgetAndCurl,
     &yarn_cache_clean::YarnCacheClean,

@@ -164,3 +164,57 @@ pub fn unpinned<'s>(
     }
     out
 }
+
+/// Builtins whose `NAME=value` arguments are assignments, not split words.
+pub const DECLARATION_BUILTINS: [&str; 5] = ["export", "local", "declare", "readonly", "typeset"];
+
+/// For a `NAME=value` word, the name and the raw value.
+pub fn split_assignment(raw: &str) -> Option<(&str, &str)> {
+    let (name, value) = raw.split_once('=')?;
+    let name = name.strip_suffix('+').unwrap_or(name);
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    valid.then_some((name, value))
+}
+
+/// The variables ShellCheck would consider safe to leave unquoted in
+/// `script`: every assignment of them is a plain static value, ARG/ENV
+/// names declared to it (hadolint exports each as `NAME=1`), and loop
+/// variables over plain words.
+pub fn safe_variables(script: &Script, declared: &[String]) -> Vec<String> {
+    use crate::lint::shell::word::lex;
+    let mut safe: Vec<(String, bool)> = declared.iter().map(|n| (n.clone(), true)).collect();
+    let mut note = |name: &str, plain: bool| match safe.iter_mut().find(|(n, _)| n == name) {
+        Some(entry) if !plain => entry.1 = false,
+        Some(_) => {}
+        None => safe.push((name.to_owned(), plain)),
+    };
+    for c in script.commands() {
+        let decl = c
+            .program()
+            .is_some_and(|p| DECLARATION_BUILTINS.contains(&p));
+        let args = if decl { c.args() } else { &[] };
+        for w in c.assignments.iter().chain(args) {
+            if let Some((name, value)) = split_assignment(&w.raw) {
+                let plain = lex(value)
+                    .value
+                    .as_deref()
+                    .is_some_and(crate::lint::shell::is_plain);
+                note(name, plain);
+            }
+        }
+        if c.is("read") {
+            for w in c.args().iter().filter(|w| !w.is_flag()) {
+                note(w.text(), false);
+            }
+        }
+    }
+    for (name, plain) in &script.loop_vars {
+        note(name, *plain);
+    }
+    safe.into_iter()
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| n)
+        .collect()
+}

@@ -101,6 +101,8 @@ pub struct Redirect {
     pub target: Option<Word>,
     /// The body of a heredoc redirection, as written.
     pub heredoc: Option<String>,
+    /// True when the target is a file name the shell word-splits (`> $f`).
+    pub file: bool,
 }
 
 /// A simple command.
@@ -177,6 +179,9 @@ pub struct Script {
     pub pipelines: Vec<Pipeline>,
     /// Words split by the shell outside any simple command (`for x in WORDS`).
     pub loose_words: Vec<Word>,
+    /// `for NAME in …` loop variables, with whether every listed word is a
+    /// static value without blanks or glob characters.
+    pub loop_vars: Vec<(String, bool)>,
     /// Pieces that did not parse as sh (their commands are missing).
     pub parse_errors: usize,
 }
@@ -425,11 +430,14 @@ impl Builder {
                 (self.after_cd, self.pipefail) = (cd, pipefail);
             }
             C::ForClause(f) => {
+                let mut plain = true;
                 for w in f.values.iter().flatten() {
                     if let Some(word) = self.word(input, w) {
+                        plain &= word.value.as_deref().is_some_and(is_plain);
                         self.script.loose_words.push(word);
                     }
                 }
+                self.script.loop_vars.push((f.variable_name.clone(), plain));
                 self.compound_list(input, &f.body.list, Link::Start);
             }
             C::ArithmeticForClause(f) => self.compound_list(input, &f.body.list, Link::Start),
@@ -567,21 +575,30 @@ impl Builder {
     fn redirect(&self, input: &Input<'_>, r: &ast::IoRedirect) -> Redirect {
         use ast::IoFileRedirectTarget as T;
         match r {
-            ast::IoRedirect::File(_, _, T::Filename(w) | T::Duplicate(w)) => Redirect {
+            ast::IoRedirect::File(_, _, T::Filename(w)) => Redirect {
                 target: self.word(input, w),
                 heredoc: None,
+                file: true,
+            },
+            ast::IoRedirect::File(_, _, T::Duplicate(w)) => Redirect {
+                target: self.word(input, w),
+                heredoc: None,
+                file: false,
             },
             ast::IoRedirect::HereString(_, w) | ast::IoRedirect::OutputAndError(w, _) => Redirect {
                 target: self.word(input, w),
                 heredoc: None,
+                file: false,
             },
             ast::IoRedirect::HereDocument(_, doc) => Redirect {
                 target: None,
                 heredoc: Some(doc.doc.value.clone()),
+                file: false,
             },
             ast::IoRedirect::File(..) => Redirect {
                 target: None,
                 heredoc: None,
+                file: false,
             },
         }
     }
@@ -637,6 +654,11 @@ impl Builder {
         }
         self.parse(&text, input.nesting + 1);
     }
+}
+
+/// True for a value the shell's word splitting and globbing leave intact.
+pub fn is_plain(value: &str) -> bool {
+    !value.contains(|c: char| c.is_whitespace() || matches!(c, '*' | '?' | '['))
 }
 
 /// The byte range in the input text of a word built from it.
