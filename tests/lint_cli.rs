@@ -119,7 +119,7 @@ fn json_findings_carry_the_documented_fields() {
     let (_, stdout, _) = run_in(
         dir.path(),
         &["lint", "-f", "json", "-"],
-        Some("FROM alpine:3.20\n  maintainer é\n"),
+        Some("FROM alpine:3.20\n  MAINTAINER é\n"),
         &[],
     );
     let findings = json(&stdout);

@@ -6,14 +6,21 @@
 //! next line, so the rules run on every instruction it could read.
 
 use crate::dag::{build_graph, BuildOptions};
-use crate::syntax::{self, Dockerfile, SourceFile};
+use crate::syntax::{self, Dockerfile, ParseErrorKind, SourceFile};
 
 use super::config::Config;
 use super::context::LintContext;
 use super::rule::{Rule, RuleMeta};
-use super::rules::{self, parse_error::ParseError, unused_ignore::UnusedIgnore};
+use super::rules::{
+    self, onbuild_forbidden::OnbuildForbidden, parse_error::ParseError, unused_ignore::UnusedIgnore,
+};
 use super::suppress::{self, PragmaScope};
 use super::{Finding, Severity};
+
+/// Rules whose hadolint default level is "ignore": they run, but their
+/// findings are dropped unless the configuration gives them a level
+/// (`--warning DL3057`, `override:` in `.hadolint.yaml`).
+pub const OFF_BY_DEFAULT: [&str; 2] = ["DL1001", "DL3057"];
 
 /// Lints `source` with every registered rule the configuration enables.
 pub fn lint_source(source: &SourceFile, config: &Config) -> Vec<Finding> {
@@ -63,13 +70,20 @@ pub fn lint_source_with(
     let graph = has_from.then(|| build_graph(df, &BuildOptions::default()).graph);
     let mut cx = LintContext::new(source, df, graph.as_ref(), config);
     let runs = |meta: &RuleMeta| rules.iter().any(|r| r.meta().code == meta.code);
-    if runs(&ParseError::META) {
-        cx.set_rule(&ParseError::META);
-        for err in &parsed.errors {
-            let finding = cx.report(err.span, err.message.clone());
-            if let Some(help) = &err.help {
-                finding.help(help.clone());
-            }
+    // Forbidden ONBUILD triggers are hadolint's DL3043, not a parse error.
+    for err in &parsed.errors {
+        let meta = if err.kind == ParseErrorKind::InvalidOnbuild {
+            &OnbuildForbidden::META
+        } else {
+            &ParseError::META
+        };
+        if !runs(meta) {
+            continue;
+        }
+        cx.set_rule(meta);
+        let finding = cx.report(err.span, err.message.clone());
+        if let Some(help) = &err.help {
+            finding.help(help.clone());
         }
     }
     for rule in &rules {
@@ -111,6 +125,8 @@ pub fn lint_source_with(
         match config.override_for(f) {
             Some(Some(sev)) => f.severity = sev,
             Some(None) => return false,
+            // hadolint's "ignore"-level rules report only when given a level.
+            None if OFF_BY_DEFAULT.contains(&f.rule.code) => return false,
             None => {}
         }
         // `# check=error=true` turns BuildKit check warnings into errors.

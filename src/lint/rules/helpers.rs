@@ -94,6 +94,27 @@ pub fn sub_span(
     }
 }
 
+/// The keyword spans of every instruction of a stage after the first that
+/// `matches` (top level only: ONBUILD triggers run in another build).
+pub fn repeats_per_stage(
+    cx: &LintContext<'_>,
+    matches: impl Fn(&InstructionKind) -> bool,
+) -> Vec<crate::syntax::Span> {
+    let mut seen: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    for r in cx.top_level() {
+        let (Some(stage), true) = (r.stage, matches(r.kind())) else {
+            continue;
+        };
+        if seen.contains(&stage) {
+            out.push(r.instruction.keyword_span);
+        } else {
+            seen.push(stage);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod add_instead_of_copy;
 pub mod apk_no_cache;
 pub mod apk_pin;
 pub mod apt_get_pin;
@@ -34,19 +35,55 @@ pub mod apt_get_yes;
 pub mod apt_lists_cleanup;
 pub mod apt_no_recommends;
 pub mod apt_not_apt_get;
+pub mod arg_not_in_stage;
 pub mod cd_in_run;
 pub mod consecutive_runs;
+pub mod consistent_instruction_casing;
+pub mod copy_dest_slash;
+pub mod copy_entire_filesystem;
+pub mod copy_from_self;
+pub mod copy_from_unknown_stage;
+pub mod copy_relative_without_workdir;
 pub mod dnf_clean;
 pub mod dnf_pin;
 pub mod dnf_yes;
 pub mod duplicate_stage_name;
+pub mod env_self_reference;
+pub mod expose_invalid_format;
+pub mod expose_port_range;
+pub mod expose_proto_casing;
 pub mod from_as_casing;
 pub mod from_platform_const;
 pub mod gem_pin;
+pub mod healthcheck_missing;
 pub mod helpers;
+pub mod inline_ignore_pragma;
+pub mod instruction_order;
+pub mod invalid_default_arg_in_from;
+pub mod invalid_definition_description;
+pub mod json_args;
+pub mod label_empty;
+pub mod label_key;
+pub mod label_missing;
+pub mod label_not_email;
+pub mod label_not_git_hash;
+pub mod label_not_rfc3339;
+pub mod label_not_semver;
+pub mod label_not_spdx;
+pub mod label_not_url;
+pub mod label_superfluous;
+pub mod label_values;
+pub mod last_user_root;
 pub mod latest_tag;
+pub mod legacy_key_value;
 pub mod maintainer_deprecated;
+pub mod multiple_cmd;
+pub mod multiple_entrypoint;
+pub mod multiple_healthcheck;
+pub mod no_empty_continuation;
+pub mod non_numeric_user;
 pub mod npm_pin;
+pub mod onbuild_forbidden;
 pub mod parse_error;
 pub mod pip_no_cache_dir;
 pub mod pip_pin;
@@ -58,13 +95,17 @@ pub mod run_common;
 pub mod sc2046_unquoted_command_substitution;
 pub mod sc2086_unquoted_expansion;
 pub mod sc2155_declare_and_assign;
+pub mod secrets_in_arg_env;
 pub mod stage_name_casing;
 pub mod sudo_in_run;
 pub mod trusted_registry;
+pub mod undefined_arg_in_from;
 pub mod untagged_image;
 pub mod unused_ignore;
+pub mod unused_stage;
 pub mod wget_and_curl;
 pub mod wget_progress;
+pub mod workdir_relative;
 pub mod yarn_cache_clean;
 pub mod yum_clean;
 pub mod yum_pin;
@@ -79,16 +120,54 @@ use super::rule::Rule;
 /// Every rule kiln knows, in code order.
 pub static RULES: &[&dyn Rule] = &[
     &parse_error::ParseError,
+    &inline_ignore_pragma::InlineIgnorePragma,
+    &workdir_relative::WorkdirRelative,
+    &last_user_root::LastUserRoot,
     &untagged_image::UntaggedImage,
     &latest_tag::LatestTag,
+    &expose_port_range::ExposePortRange,
+    &multiple_healthcheck::MultipleHealthcheck,
+    &add_instead_of_copy::AddInsteadOfCopy,
+    &copy_dest_slash::CopyDestSlash,
+    &copy_from_unknown_stage::CopyFromUnknownStage,
+    &copy_from_self::CopyFromSelf,
     &duplicate_stage_name::DuplicateStageName,
+    &json_args::JsonArgs,
     &trusted_registry::TrustedRegistry,
     &from_platform_const::FromPlatformConst,
+    &onbuild_forbidden::OnbuildForbidden,
+    &env_self_reference::EnvSelfReference,
+    &copy_relative_without_workdir::CopyRelativeWithoutWorkdir,
+    &label_key::LabelKey,
+    &label_missing::LabelMissing,
+    &label_superfluous::LabelSuperfluous,
+    &label_empty::LabelEmpty,
+    &label_not_url::LabelNotUrl,
+    &label_not_rfc3339::LabelNotRfc3339,
+    &label_not_spdx::LabelNotSpdx,
+    &label_not_git_hash::LabelNotGitHash,
+    &label_not_semver::LabelNotSemver,
+    &healthcheck_missing::HealthcheckMissing,
+    &label_not_email::LabelNotEmail,
+    &instruction_order::InstructionOrder,
     &reserved_stage_name::ReservedStageName,
+    &secrets_in_arg_env::SecretsInArgEnv,
     &redundant_target_platform::RedundantTargetPlatform,
+    &non_numeric_user::NonNumericUser,
+    &copy_entire_filesystem::CopyEntireFilesystem,
     &maintainer_deprecated::MaintainerDeprecated,
+    &multiple_cmd::MultipleCmd,
+    &multiple_entrypoint::MultipleEntrypoint,
     &stage_name_casing::StageNameCasing,
     &from_as_casing::FromAsCasing,
+    &no_empty_continuation::NoEmptyContinuation,
+    &consistent_instruction_casing::ConsistentInstructionCasing,
+    &undefined_arg_in_from::UndefinedArgInFrom,
+    &legacy_key_value::LegacyKeyValue,
+    &invalid_default_arg_in_from::InvalidDefaultArgInFrom,
+    &invalid_definition_description::InvalidDefinitionDescription,
+    &expose_proto_casing::ExposeProtoCasing,
+    &expose_invalid_format::ExposeInvalidFormat,
     &unused_ignore::UnusedIgnore,
     &sc2155_declare_and_assign::DeclareAndAssign,
     &sc2046_unquoted_command_substitution::UnquotedCommandSubstitution,
@@ -122,6 +201,8 @@ pub static RULES: &[&dyn Rule] = &[
     &sudo_in_run::SudoInRun,
     &cd_in_run::CdInRun,
     &pointless_command::PointlessCommand,
+    &unused_stage::UnusedStage,
+    &arg_not_in_stage::ArgNotInStage,
 ];
 
 /// All rules.

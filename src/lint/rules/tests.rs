@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::RULES;
 use crate::lint::config::{Config, LabelType};
 use crate::lint::testing::check_with;
+use crate::lint::Severity;
 
 const SECTIONS: [&str; 5] = [
     "What it does",
@@ -23,10 +24,21 @@ pub(crate) fn docs_config() -> Config {
         label_schema: BTreeMap::from([
             ("org.opencontainers.image.version".into(), LabelType::Semver),
             ("org.opencontainers.image.source".into(), LabelType::Url),
+            (
+                "org.opencontainers.image.created".into(),
+                LabelType::Rfc3339,
+            ),
+            ("org.opencontainers.image.licenses".into(), LabelType::Spdx),
+            ("org.opencontainers.image.revision".into(), LabelType::Hash),
+            ("org.opencontainers.image.authors".into(), LabelType::Email),
         ]),
         strict_labels: true,
         experimental: vec!["all".into()],
         warn_unused_ignores: true,
+        overrides: BTreeMap::from([
+            ("dl1001".into(), Some(Severity::Info)),
+            ("dl3057".into(), Some(Severity::Info)),
+        ]),
         ..Config::default()
     }
 }
