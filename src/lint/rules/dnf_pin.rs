@@ -49,7 +49,7 @@ impl Rule for DnfPin {
     fn check(&self, cx: &mut LintContext<'_>) {
         for (_, script) in runs(cx, true) {
             let spans: Vec<_> = unpinned(&script, &["dnf", "microdnf"], &[], |p: &str| {
-                p.contains('-')
+                has_rpm_version(p)
             })
             .into_iter()
             .map(|w| w.span)
@@ -76,6 +76,13 @@ mod tests {
         let f = assert_fires(&DnfPin, text);
         assert_eq!(f.len(), 1);
         assert_fires(&DnfPin, "FROM a\nONBUILD RUN dnf install -y x\n");
+    }
+
+    #[test]
+    fn dashed_names_without_a_version_are_unpinned() {
+        let text = "FROM a\nRUN dnf install -y shadow-utils-4.9 python3-pip\n";
+        let f = assert_fires(&DnfPin, text);
+        assert_eq!(spans(text, &f), ["python3-pip"]);
     }
 
     #[test]

@@ -218,3 +218,12 @@ pub fn safe_variables(script: &Script, declared: &[String]) -> Vec<String> {
         .map(|(n, _)| n)
         .collect()
 }
+
+/// True when an rpm package name carries a version: a `-` followed by a
+/// digit (`httpd-2.4.6`, not `shadow-utils`), as hadolint reads it.
+pub fn has_rpm_version(package: &str) -> bool {
+    package
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'-' && w[1].is_ascii_digit())
+}

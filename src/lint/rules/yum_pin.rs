@@ -48,7 +48,7 @@ impl Rule for YumPin {
 
     fn check(&self, cx: &mut LintContext<'_>) {
         for (_, script) in runs(cx, true) {
-            let spans: Vec<_> = unpinned(&script, &["yum"], &[], |p: &str| p.contains('-'))
+            let spans: Vec<_> = unpinned(&script, &["yum"], &[], has_rpm_version)
                 .into_iter()
                 .map(|w| w.span)
                 .collect();
@@ -74,6 +74,13 @@ mod tests {
         let f = assert_fires(&YumPin, text);
         assert_eq!(f.len(), 1);
         assert_fires(&YumPin, "FROM a\nONBUILD RUN yum install -y x\n");
+    }
+
+    #[test]
+    fn dashed_names_without_a_version_are_unpinned() {
+        let text = "FROM a\nRUN yum install -y shadow-utils-4.9 python3-pip\n";
+        let f = assert_fires(&YumPin, text);
+        assert_eq!(spans(text, &f), ["python3-pip"]);
     }
 
     #[test]

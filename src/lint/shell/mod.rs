@@ -535,9 +535,19 @@ impl Builder {
         let nested = self.nested_shell_script(input, &cmd);
         let is_shell = cmd.program().is_some_and(is_posix_shell) && nested.is_none();
         let script_operand = cmd.args().iter().any(|w| !w.is_flag());
+        let substitutions = substitutions(input, &cmd, s);
         self.script.commands.push(cmd);
         if let Some(text) = nested {
             self.parse(&text, input.nesting + 1);
+        }
+        // Commands inside `$(…)` run too (hadolint sees their pipes); their
+        // `cd` and `set` stay inside the substitution's subshell.
+        if input.nesting < MAX_NESTING {
+            for (start, end) in substitutions {
+                let (cd, pipefail) = (self.after_cd, self.pipefail);
+                self.parse(&input.text.slice(start, end), input.nesting + 1);
+                (self.after_cd, self.pipefail) = (cd, pipefail);
+            }
         }
         // `sh <<EOF` / `bash -s <<EOF`: the shell reads its script from the heredoc.
         if is_shell && !script_operand {
@@ -654,6 +664,54 @@ impl Builder {
         }
         self.parse(&text, input.nesting + 1);
     }
+}
+
+/// The text ranges of the `$(…)` and backquote bodies in `cmd`'s words.
+fn substitutions(input: &Input<'_>, cmd: &Command, s: &ast::SimpleCommand) -> Vec<(usize, usize)> {
+    use ast::CommandPrefixOrSuffixItem as Item;
+    let has_subst = cmd
+        .words
+        .iter()
+        .chain(&cmd.assignments)
+        .any(|w| w.parts.iter().any(|p| p.kind == PartKind::CommandSubst));
+    if !has_subst {
+        return Vec::new();
+    }
+    let items = s
+        .prefix
+        .iter()
+        .flat_map(|p| &p.0)
+        .chain(s.suffix.iter().flat_map(|p| &p.0));
+    let words = items
+        .filter_map(|it| match it {
+            Item::Word(w) | Item::AssignmentWord(_, w) => Some(w),
+            _ => None,
+        })
+        .chain(s.word_or_name.as_ref());
+    let mut out = Vec::new();
+    for w in words {
+        let Some((start, end)) = input.range(w.loc.as_ref()) else {
+            continue;
+        };
+        let Some(raw) = input.text.text.get(start..end) else {
+            continue;
+        };
+        for part in word::lex(raw).parts {
+            if part.kind != PartKind::CommandSubst {
+                continue;
+            }
+            let body = &raw[part.start..part.end];
+            let (open, close) = if body.starts_with('`') {
+                (1, 1)
+            } else {
+                (2, 1)
+            };
+            if body.len() >= open + close {
+                out.push((start + part.start + open, start + part.end - close));
+            }
+        }
+    }
+    out
 }
 
 /// True for a value the shell's word splitting and globbing leave intact.

@@ -155,3 +155,14 @@ fn non_ascii_text_keeps_spans_aligned() {
     let s = run(df, 0).unwrap();
     assert_eq!(at(df, s.commands[1].name_span()), "sudo");
 }
+
+#[test]
+fn command_substitutions_are_parsed_without_leaking_cd() {
+    let df = "FROM a\nRUN v=\"$(cd /x && ls | head -1)\"; echo `id -u` && make\n";
+    let s = run(df, 0).unwrap();
+    assert_eq!(names(&s), ["cd", "ls", "head", "echo", "id", "make"]);
+    assert_eq!(s.pipes().count(), 1);
+    let ls = s.commands_named("ls").next().unwrap();
+    assert_eq!((at(df, ls.name_span()), ls.nesting), ("ls", 1));
+    assert!(!s.commands_named("make").next().unwrap().after_cd);
+}
