@@ -70,6 +70,7 @@ impl Rule for AptListsCleanup {
                 .is_none_or(|s| s + 1 == stages || bases.contains(&s));
             if !kept
                 || removes(&script, "/var/lib/apt/lists")
+                || script_has(&script, "apt-get", "dist-clean")
                 || has_cache_mount(r.instruction, "/var/lib/apt/lists")
             {
                 continue;
@@ -114,5 +115,9 @@ mod tests {
             "FROM a\nRUN --mount=type=cache,target=/var/lib/apt/lists apt-get update\n",
         );
         assert_silent(&AptListsCleanup, "FROM a\nONBUILD RUN apt-get update\n");
+        assert_silent(
+            &AptListsCleanup,
+            "FROM a\nRUN apt-get update && apt-get install -y x && apt-get dist-clean\n",
+        );
     }
 }

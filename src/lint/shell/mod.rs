@@ -20,6 +20,7 @@
 //! [`Script::parse`].
 
 pub mod query;
+pub mod shellcheck;
 pub mod word;
 
 #[cfg(test)]
@@ -254,11 +255,17 @@ pub fn parse_runs(
 /// Parses the script a shell-form RUN runs, or `None` when sh does not run
 /// it (exec form, a heredoc for another interpreter).
 pub fn run_script(ins: &Instruction, source: &str) -> Option<Script> {
+    run_text(ins, source).map(|text| Script::parse(&text))
+}
+
+/// The text the shell runs for a shell-form RUN, mapped to the Dockerfile,
+/// or `None` when sh does not run it.
+pub fn run_text(ins: &Instruction, source: &str) -> Option<LogicalText> {
     let Some(syntax::Command::Shell { script, .. }) = ins.command() else {
         return None;
     };
     if ins.heredocs.is_empty() {
-        return Some(Script::parse(script));
+        return Some(script.clone());
     }
     let only_heredoc =
         script.text.trim().starts_with("<<") && !script.text.trim().contains(char::is_whitespace);
@@ -282,7 +289,7 @@ pub fn run_script(ins: &Instruction, source: &str) -> Option<Script> {
             source.get(doc.body_span.start..doc.body_span.end)?,
             doc.body_span.start,
         );
-        return Some(Script::parse(&text));
+        return Some(text);
     }
     // The shell gets the line and the heredocs as written.
     let mut text = script.clone();
@@ -300,7 +307,7 @@ pub fn run_script(ins: &Instruction, source: &str) -> Option<Script> {
             text.push("\n", span.end);
         }
     }
-    Some(Script::parse(&text))
+    Some(text)
 }
 
 #[derive(Default)]
