@@ -57,7 +57,7 @@ impl Rule for ApkNoCache {
                 .map(|c| c.name_span())
                 .collect();
             for span in hits {
-                cx.report(span, "use the `--no-cache` switch to avoid the need to use `--update` and remove `/var/cache/apk/*` when done installing packages");
+                cx.report(span, "Use the `--no-cache` switch to avoid the need to use `--update` and remove `/var/cache/apk/*` when done installing packages");
             }
         }
     }

@@ -56,7 +56,7 @@ impl Rule for ApkPin {
                     }
                     cx.report(
                         pkg.span,
-                        format!("pin the version of `{raw}`: `apk add {raw}=<version>`"),
+                        "Pin versions in apk add. Instead of `apk add <package>` use `apk add <package>=<version>`",
                     );
                 }
             }

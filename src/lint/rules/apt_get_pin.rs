@@ -59,7 +59,7 @@ impl Rule for AptGetPin {
                     }
                     cx.report(
                         pkg.span,
-                        format!("pin the version of `{raw}`: `apt-get install {raw}=<version>`"),
+                        "Pin versions in apt get install. Instead of `apt-get install <package>` use `apt-get install <package>=<version>`",
                     );
                 }
             }

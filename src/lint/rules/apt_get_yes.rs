@@ -63,7 +63,7 @@ impl Rule for AptGetYes {
                 let at = install.span.end;
                 cx.report(
                     c.name_span(),
-                    "use the `-y` switch to avoid manual input: `apt-get -y install <package>`",
+                    "Use the `-y` switch to avoid manual input `apt-get -y install <package>`",
                 )
                 .fix(Fix::safe(vec![Edit::insert(at, " -y")]));
             }

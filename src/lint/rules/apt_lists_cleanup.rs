@@ -83,7 +83,7 @@ impl Rule for AptListsCleanup {
             for span in updates {
                 cx.report(
                     span,
-                    "delete the apt lists (/var/lib/apt/lists) after installing something",
+                    "Delete the apt lists (/var/lib/apt/lists) after installing something",
                 );
             }
         }

@@ -62,7 +62,7 @@ impl Rule for AptNoRecommends {
                 let at = install.span.end;
                 cx.report(
                     c.name_span(),
-                    "avoid additional packages by specifying `--no-install-recommends`",
+                    "Avoid additional packages by specifying `--no-install-recommends`",
                 )
                 .fix(Fix::unsafe_(vec![Edit::insert(
                     at,

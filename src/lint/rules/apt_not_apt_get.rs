@@ -51,7 +51,7 @@ impl Rule for AptNotAptGet {
             for c in script.commands_named("apt") {
                 cx.report(
                     c.name_span(),
-                    "do not use apt as it is meant to be an end-user tool, use apt-get or apt-cache instead",
+                    "Do not use apt as it is meant to be an end-user tool, use apt-get or apt-cache instead",
                 );
             }
         }

@@ -51,7 +51,7 @@ impl Rule for CdInRun {
         // hadolint does not apply DL3003 to ONBUILD triggers.
         for (_, script) in runs(cx, false) {
             for c in script.commands_named("cd") {
-                cx.report(c.name_span(), "use WORKDIR to switch to a directory");
+                cx.report(c.name_span(), "Use WORKDIR to switch to a directory");
             }
         }
     }

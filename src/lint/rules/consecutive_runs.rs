@@ -75,7 +75,7 @@ impl Rule for ConsecutiveRuns {
                         .to(ins.command().map_or(ins.keyword_span, |c| c.span()));
                     cx.report(
                         span,
-                        "multiple consecutive `RUN` instructions: consider consolidation",
+                        "Multiple consecutive `RUN` instructions. Consider consolidation.",
                     );
                 }
             }

@@ -55,7 +55,7 @@ impl Rule for DnfClean {
                 &["clean", "all"],
                 "/var/cache/dnf",
             ) {
-                cx.report(span, "`dnf clean all` missing after dnf command");
+                cx.report(span, "`dnf clean all` missing after dnf command.");
             }
         }
     }

@@ -57,7 +57,7 @@ impl Rule for DnfPin {
             for span in spans {
                 cx.report(
                     span,
-                    "specify version with `dnf install -y <package>-<version>`",
+                    "Specify version with `dnf install -y <package>-<version>`.",
                 );
             }
         }

@@ -67,7 +67,7 @@ impl Rule for DnfYes {
             for span in spans {
                 cx.report(
                     span,
-                    "use the -y switch to avoid manual input: `dnf install -y <package>`",
+                    "Use the -y switch to avoid manual input `dnf install -y <package>`",
                 );
             }
         }

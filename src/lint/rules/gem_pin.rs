@@ -60,7 +60,7 @@ impl Rule for GemPin {
                     }
                     cx.report(
                         pkg.span,
-                        format!("pin the version of `{raw}`: `gem install {raw}:<version>`"),
+                        "Pin versions in gem install. Instead of `gem install <gem>` use `gem install <gem>:<version>`",
                     );
                 }
             }

@@ -68,7 +68,7 @@ impl Rule for NpmPin {
                     if !name.contains('@') && !local {
                         cx.report(
                             pkg.span,
-                            format!("pin the version of `{raw}`: `npm install {raw}@<version>`"),
+                            "Pin versions in npm. Instead of `npm install <package>` use `npm install <package>@<version>`",
                         );
                     }
                 }

@@ -73,7 +73,7 @@ impl Rule for PipNoCacheDir {
                 .map(|c| c.name_span())
                 .collect();
             for span in hits {
-                cx.report(span, "avoid use of cache directory with pip: use `pip install --no-cache-dir <package>`");
+                cx.report(span, "Avoid use of cache directory with pip. Use `pip install --no-cache-dir <package>`");
             }
         }
     }

@@ -66,7 +66,7 @@ impl Rule for PipPin {
                     if !pinned && !local {
                         cx.report(
                             pkg.span,
-                            format!("pin the version of `{raw}`: `pip install {raw}==<version>`"),
+                            "Pin versions in pip. Instead of `pip install <package>` use `pip install <package>==<version>` or `pip install --requirement <requirements file>`",
                         );
                     }
                 }

@@ -72,7 +72,7 @@ impl Rule for Pipefail {
             if let Some(pipe) = script.pipes().next() {
                 cx.report(
                     pipe.span,
-                    "set the SHELL option -o pipefail before RUN with a pipe in it",
+                    "Set the SHELL option -o pipefail before RUN with a pipe in it. If you are using /bin/sh in an alpine image or if your shell is symlinked to busybox then consider explicitly setting your SHELL to /bin/ash, or disable this check",
                 );
             }
         }

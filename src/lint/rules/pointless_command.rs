@@ -58,8 +58,9 @@ impl Rule for PointlessCommand {
                 if let Some(p) = c.program().filter(|p| POINTLESS.contains(p)) {
                     cx.report(
                         c.name_span(),
-                        format!("`{p}` makes no sense in a container build"),
-                    );
+                        "For some bash commands it makes no sense running them in a Docker container like `ssh`, `vim`, `shutdown`, `service`, `ps`, `free`, `top`, `kill`, `mount`, `ifconfig`",
+                    )
+                    .help(format!("`{p}` does nothing useful while an image is built"));
                 }
             }
         }

@@ -67,7 +67,7 @@ impl Rule for UnquotedCommandSubstitution {
                 }
             }
             for span in hits {
-                cx.report(span, "quote this to prevent word splitting");
+                cx.report(span, "Quote this to prevent word splitting.");
             }
         }
     }

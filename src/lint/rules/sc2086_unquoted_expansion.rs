@@ -81,7 +81,7 @@ impl Rule for UnquotedExpansion {
                 }
             }
             for (span, name) in hits {
-                cx.report(span, "double quote to prevent globbing and word splitting")
+                cx.report(span, "Double quote to prevent globbing and word splitting.")
                     .help(format!("write \"${name}\" (or \"${{{name}}}\")"));
             }
         }

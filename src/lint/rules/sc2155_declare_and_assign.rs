@@ -66,7 +66,7 @@ impl Rule for DeclareAndAssign {
             for (span, builtin) in hits {
                 cx.report(
                     span,
-                    "declare and assign separately to avoid masking return values",
+                    "Declare and assign separately to avoid masking return values.",
                 )
                 .help(format!("assign first, then `{builtin}` the name"));
             }

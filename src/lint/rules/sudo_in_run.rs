@@ -52,7 +52,7 @@ impl Rule for SudoInRun {
             for c in script.commands_named("sudo") {
                 cx.report(
                     c.name_span(),
-                    "do not use sudo: it leads to unpredictable behavior; use a tool like gosu to enforce root",
+                    "Do not use sudo as it leads to unpredictable behavior. Use a tool like gosu to enforce root",
                 );
             }
         }

@@ -60,7 +60,7 @@ impl Rule for WgetAndCurl {
             seen.2 |= curl.is_some();
             if seen.1 && seen.2 {
                 if let Some(span) = curl.or(wget) {
-                    cx.report(span, "either use wget or curl, but not both");
+                    cx.report(span, "Either use Wget or Curl but not both");
                 }
             }
         }

@@ -56,7 +56,7 @@ impl Rule for WgetProgress {
                 .map(|c| c.name_span())
                 .collect();
             for span in spans {
-                cx.report(span, "avoid use of wget without progress bar: use `wget --progress=dot:giga <url>`, or `-q`/`-nv`");
+                cx.report(span, "Avoid use of wget without progress bar. Use `wget --progress=dot:giga <url>`. Or consider using `-q` or `-nv` (shorthands for `--quiet` or `--no-verbose`).");
             }
         }
     }

@@ -61,7 +61,7 @@ impl Rule for YarnCacheClean {
             for span in spans {
                 cx.report(
                     span,
-                    "`yarn cache clean` missing after `yarn install` was run",
+                    "`yarn cache clean` missing after `yarn install` was run.",
                 );
             }
         }

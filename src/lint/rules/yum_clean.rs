@@ -55,7 +55,7 @@ impl Rule for YumClean {
                 &["clean", "all"],
                 "/var/cache/yum",
             ) {
-                cx.report(span, "`yum clean all` missing after yum command");
+                cx.report(span, "`yum clean all` missing after yum command.");
             }
         }
     }

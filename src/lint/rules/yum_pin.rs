@@ -55,7 +55,7 @@ impl Rule for YumPin {
             for span in spans {
                 cx.report(
                     span,
-                    "specify version with `yum install -y <package>-<version>`",
+                    "Specify version with `yum install -y <package>-<version>`.",
                 );
             }
         }

@@ -67,7 +67,7 @@ impl Rule for YumYes {
             for span in spans {
                 cx.report(
                     span,
-                    "use the -y switch to avoid manual input: `yum install -y <package>`",
+                    "Use the -y switch to avoid manual input `yum install -y <package>`",
                 );
             }
         }

@@ -55,7 +55,7 @@ impl Rule for ZypperClean {
                 &["clean"],
                 "/var/cache/zypp",
             ) {
-                cx.report(span, "`zypper clean` missing after zypper use");
+                cx.report(span, "`zypper clean` missing after zypper use.");
             }
         }
     }

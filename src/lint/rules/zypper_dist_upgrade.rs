@@ -52,7 +52,7 @@ impl Rule for ZypperDistUpgrade {
                 .map(|c| c.span)
                 .collect();
             for span in spans {
-                cx.report(span, "do not use `zypper dist-upgrade`");
+                cx.report(span, "Do not use `zypper dist-upgrade`.");
             }
         }
     }

@@ -70,7 +70,7 @@ impl Rule for ZypperNonInteractive {
             for span in spans {
                 cx.report(
                     span,
-                    "non-interactive switch missing from `zypper` command: `zypper install -y`",
+                    "Non-interactive switch missing from `zypper` command: `zypper install -y`",
                 );
             }
         }

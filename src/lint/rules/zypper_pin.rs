@@ -57,7 +57,7 @@ impl Rule for ZypperPin {
             for span in spans {
                 cx.report(
                     span,
-                    "specify version with `zypper install -y <package>=<version>`",
+                    "Specify version with `zypper install -y <package>=<version>`.",
                 );
             }
         }
