@@ -48,19 +48,15 @@ impl Rule for ConsecutiveRuns {
     }
 
     fn check(&self, cx: &mut LintContext<'_>) {
-        let scripts = runs(cx, false);
         let top: Vec<_> = cx.top_level().collect();
+        let source = &cx.source().text;
         let mut prev: Option<(usize, usize)> = None;
         for r in top {
-            let script = scripts
-                .iter()
-                .find(|(s, _)| s.index == r.index)
-                .map(|(_, s)| s);
-            let Some(script) = script else {
+            if r.instruction.keyword != crate::syntax::Keyword::Run {
                 prev = None;
                 continue;
-            };
-            let count = script.commands().filter(|c| c.nesting == 0).count();
+            }
+            let count = command_count(r.instruction, source);
             let flags: Vec<&str> = r.instruction.flags.iter().map(|f| f.raw.as_str()).collect();
             if let Some((prev_index, prev_count)) = prev {
                 let prev_flags: Vec<&str> = cx.dockerfile().instructions[prev_index]
@@ -82,6 +78,20 @@ impl Rule for ConsecutiveRuns {
             prev = Some((r.index, count));
         }
     }
+}
+
+/// The commands hadolint counts in a RUN: those of the script and of its
+/// command substitutions, not those inside `sh -c` strings; an exec-form
+/// RUN is one command. Counted whatever the stage's SHELL, as hadolint does.
+fn command_count(ins: &crate::syntax::Instruction, source: &str) -> usize {
+    if ins.command().is_some_and(crate::syntax::Command::is_exec) {
+        return 1;
+    }
+    crate::lint::shell::run_script(ins, source).map_or(0, |s| {
+        s.commands()
+            .filter(|c| c.nesting == 0 || c.in_substitution)
+            .count()
+    })
 }
 
 #[cfg(test)]
@@ -106,5 +116,15 @@ mod tests {
             "FROM a\nRUN a\nRUN --mount=type=cache,target=/x c\n",
         );
         assert_silent(&ConsecutiveRuns, "FROM a\nONBUILD RUN a\nONBUILD RUN c\n");
+        assert_silent(&ConsecutiveRuns, "FROM a\nRUN a\nRUN X=$(pwd) b\n");
+    }
+
+    #[test]
+    fn exec_form_and_sh_c_count_as_one_command() {
+        assert_fires(
+            &ConsecutiveRuns,
+            "FROM a\nRUN [\"mkdir\", \"/x\"]\nRUN [\"ls\"]\n",
+        );
+        assert_fires(&ConsecutiveRuns, "FROM a\nRUN sh -c 'a && b'\nRUN c\n");
     }
 }

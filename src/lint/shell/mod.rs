@@ -124,8 +124,10 @@ pub struct Command {
     pub after_cd: bool,
     /// How many `sh -c` / `sh <<EOF` levels the command is nested in.
     pub nesting: u8,
-    /// True inside `( … )`, `$( … )` is not followed.
+    /// True inside `( … )`.
     pub in_subshell: bool,
+    /// True inside a `$( … )` or backquote command substitution.
+    pub in_substitution: bool,
 }
 
 impl Command {
@@ -324,6 +326,7 @@ struct Input<'t> {
     char_bytes: Option<Vec<usize>>,
     nesting: u8,
     in_subshell: bool,
+    in_substitution: bool,
 }
 
 impl Input<'_> {
@@ -343,6 +346,10 @@ impl Input<'_> {
 
 impl Builder {
     fn parse(&mut self, text: &LogicalText, nesting: u8) {
+        self.parse_in(text, nesting, false);
+    }
+
+    fn parse_in(&mut self, text: &LogicalText, nesting: u8, in_substitution: bool) {
         let options = brush_parser::ParserOptions::default();
         // brush-parser has never panicked on the corpus or on 50k mutated
         // scripts, but it is third-party code fed untrusted input: a panic
@@ -364,6 +371,7 @@ impl Builder {
             char_bytes,
             nesting,
             in_subshell: false,
+            in_substitution,
         };
         for list in &program.complete_commands {
             self.compound_list(&input, list, Link::Seq);
@@ -430,6 +438,7 @@ impl Builder {
                     char_bytes: input.char_bytes.clone(),
                     nesting: input.nesting,
                     in_subshell: true,
+                    in_substitution: input.in_substitution,
                 };
                 let (cd, pipefail) = (self.after_cd, self.pipefail);
                 self.compound_list(&sub, &s.list, link);
@@ -501,6 +510,7 @@ impl Builder {
             after_cd: self.after_cd,
             nesting: input.nesting,
             in_subshell: input.in_subshell,
+            in_substitution: input.in_substitution,
         };
         let mut heredocs = Vec::new();
         let mut item = |cmd: &mut Command, it: &Item, prefix: bool| match it {
@@ -552,7 +562,7 @@ impl Builder {
         if input.nesting < MAX_NESTING {
             for (start, end) in substitutions {
                 let (cd, pipefail) = (self.after_cd, self.pipefail);
-                self.parse(&input.text.slice(start, end), input.nesting + 1);
+                self.parse_in(&input.text.slice(start, end), input.nesting + 1, true);
                 (self.after_cd, self.pipefail) = (cd, pipefail);
             }
         }
