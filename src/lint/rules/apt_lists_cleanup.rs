@@ -70,7 +70,6 @@ impl Rule for AptListsCleanup {
                 .is_none_or(|s| s + 1 == stages || bases.contains(&s));
             if !kept
                 || removes(&script, "/var/lib/apt/lists")
-                || script_has(&script, "apt-get", "dist-clean")
                 || has_cache_mount(r.instruction, "/var/lib/apt/lists")
             {
                 continue;
