@@ -96,6 +96,14 @@ mod tests {
     use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
 
     #[test]
+    fn dist_clean_is_not_cleanup_for_hadolint() {
+        assert_fires(
+            &AptListsCleanup,
+            "FROM a\nRUN apt-get update && apt-get install -y x && apt-get dist-clean\n",
+        );
+    }
+
+    #[test]
     fn update_without_cleanup_in_the_final_stage_is_reported() {
         let text =
             "FROM a AS b\nRUN apt-get update\nFROM a\nRUN apt-get update && apt-get install -y x\n";
@@ -114,9 +122,5 @@ mod tests {
             "FROM a\nRUN --mount=type=cache,target=/var/lib/apt/lists apt-get update\n",
         );
         assert_silent(&AptListsCleanup, "FROM a\nONBUILD RUN apt-get update\n");
-        assert_silent(
-            &AptListsCleanup,
-            "FROM a\nRUN apt-get update && apt-get install -y x && apt-get dist-clean\n",
-        );
     }
 }
