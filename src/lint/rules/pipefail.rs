@@ -91,6 +91,7 @@ mod tests {
         let f = assert_fires(&Pipefail, text);
         assert_eq!(spans(text, &f), ["curl x | tar x"]);
         assert_fires(&Pipefail, "FROM a\nRUN <<EOF\ncurl x | sh\nEOF\n");
+        assert_fires(&Pipefail, "FROM a\nRUN { echo a; echo b; } | tee f\n");
     }
 
     #[test]

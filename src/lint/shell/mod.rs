@@ -167,8 +167,10 @@ impl Command {
 /// A pipeline: one or more commands joined by `|`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pipeline {
-    /// Indices into [`Script::commands`].
+    /// Indices into [`Script::commands`] of its simple commands.
     pub commands: Vec<usize>,
+    /// Number of `|`-separated parts, compound ones (`{ …; } | tee f`) included.
+    pub stages: usize,
     /// True when `set -o pipefail` ran earlier in the script.
     pub pipefail: bool,
     pub span: Span,
@@ -207,9 +209,9 @@ impl Script {
         self.commands.iter().filter(move |c| c.is(name))
     }
 
-    /// Pipelines of more than one command.
+    /// Pipelines of more than one part.
     pub fn pipes(&self) -> impl Iterator<Item = &Pipeline> {
-        self.pipelines.iter().filter(|p| p.commands.len() > 1)
+        self.pipelines.iter().filter(|p| p.stages > 1)
     }
 }
 
@@ -403,6 +405,7 @@ impl Builder {
         let index = self.script.pipelines.len();
         self.script.pipelines.push(Pipeline {
             commands: Vec::new(),
+            stages: p.seq.len(),
             pipefail: self.pipefail,
             span: Span::default(),
         });
