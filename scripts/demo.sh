@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 cargo build --release --locked --quiet
-kiln=target/release/kiln
+kiln="${CARGO_TARGET_DIR:-target}/release/kiln"
 
 echo "== kiln parse: every fixture"
 status=0

@@ -463,3 +463,24 @@ fn pre_commit_hooks_file_declares_kiln_lint() {
     let text = std::fs::read_to_string(common::repo_root().join(".pre-commit-hooks.yaml")).unwrap();
     assert!(text.contains("id: kiln-lint") && text.contains("entry: kiln lint"));
 }
+
+#[test]
+fn copy_of_a_dockerignored_file_is_reported_against_the_dockerfiles_directory() {
+    let dir = temp_with(&[
+        (
+            "app/Dockerfile",
+            "FROM alpine:3.20\nCOPY secrets.env /etc/app/\n",
+        ),
+        ("app/.dockerignore", "*.env\n"),
+    ]);
+    let (code, stdout, _) = run_in(
+        dir.path(),
+        &["lint", "-f", "json", "app/Dockerfile"],
+        None,
+        &[],
+    );
+    assert_eq!(code, 1, "a warning is above the default threshold (info)");
+    let f = json(&stdout);
+    assert_eq!(f.len(), 1, "{stdout}");
+    assert_eq!(f[0]["aliases"], serde_json::json!(["CopyIgnoredFile"]));
+}

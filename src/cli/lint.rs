@@ -12,13 +12,15 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 
+use crate::ignore::IgnoreMatcher;
 use crate::lint::config::{
     find_config_file, parse_label_requirement, parse_threshold, Config, ConfigError, PartialConfig,
 };
-use crate::lint::engine::lint_source;
+use crate::lint::engine::lint_in_context;
 use crate::lint::fix::apply_fixes;
 use crate::lint::output::{self, FileReport, Format};
 use crate::lint::rules;
+use crate::lint::rules::all as all_rules;
 use crate::syntax::SourceFile;
 
 #[derive(Debug, Args)]
@@ -272,7 +274,15 @@ fn read_input(input: &Input) -> Result<SourceFile, String> {
 }
 
 /// Lints a source, applying fixes until nothing changes when asked.
-fn lint_one(mut source: SourceFile, config: &Config, fix: Option<bool>) -> Outcome {
+/// `dockerignore` is the ignore file of the Dockerfile's directory, taken
+/// as the build context.
+fn lint_one(
+    mut source: SourceFile,
+    config: &Config,
+    fix: Option<bool>,
+    dockerignore: Option<&IgnoreMatcher>,
+) -> Outcome {
+    let lint_source = |s: &SourceFile, c: &Config| lint_in_context(s, c, all_rules(), dockerignore);
     let Some(unsafe_fixes) = fix else {
         let findings = lint_source(&source, config);
         return Outcome {
@@ -381,7 +391,17 @@ pub fn run(args: &LintArgs) -> ExitCode {
         .par_iter()
         .map(|input| {
             let source = read_input(input)?;
-            Ok((input.clone(), lint_one(source, &config, fix_mode)))
+            let dockerignore = match input {
+                Input::File(path) => {
+                    let context = path.parent().filter(|p| !p.as_os_str().is_empty());
+                    IgnoreMatcher::load(context.unwrap_or(Path::new(".")), Some(path)).ok()
+                }
+                Input::Stdin => None,
+            };
+            Ok((
+                input.clone(),
+                lint_one(source, &config, fix_mode, dockerignore.as_ref()),
+            ))
         })
         .collect();
 

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod images;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -21,6 +23,8 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub store: images::StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +37,8 @@ pub enum Command {
     Build,
     /// Explain which instruction produced which layer.
     Explain,
+    #[command(flatten)]
+    Image(images::ImageCommand),
 }
 
 /// Renders a miette report on stderr: colour and unicode only on a terminal.
@@ -72,6 +78,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Parse(args) => parse::run(&args),
+        Command::Image(command) => images::run(&cli.store, command),
         Command::Lint(args) => lint::run(&args),
         Command::Build | Command::Explain => {
             eprintln!("kiln: not implemented yet");

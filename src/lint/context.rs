@@ -8,6 +8,7 @@
 
 use crate::dag::BuildGraph;
 use crate::expand::Lexer;
+use crate::ignore::IgnoreMatcher;
 use crate::syntax::{Dockerfile, Instruction, InstructionKind, SourceFile, Span};
 
 use std::cell::OnceCell;
@@ -46,6 +47,7 @@ pub struct LintContext<'a> {
     dockerfile: &'a Dockerfile,
     graph: Option<&'a BuildGraph>,
     config: &'a Config,
+    dockerignore: Option<&'a IgnoreMatcher>,
     rule: &'static RuleMeta,
     refs: Vec<InstructionRef<'a>>,
     findings: Vec<Finding>,
@@ -66,11 +68,24 @@ impl<'a> LintContext<'a> {
             dockerfile,
             graph,
             config,
+            dockerignore: None,
             rule: &super::rules::parse_error::ParseError::META,
             refs: instruction_refs(dockerfile),
             findings: Vec::new(),
             scripts: OnceCell::new(),
         }
+    }
+
+    /// Gives rules the build context's `.dockerignore` (CopyIgnoredFile).
+    #[must_use]
+    pub fn with_dockerignore(mut self, matcher: Option<&'a IgnoreMatcher>) -> Self {
+        self.dockerignore = matcher;
+        self
+    }
+
+    /// The `.dockerignore` of the build context, when the context is known.
+    pub fn dockerignore(&self) -> Option<&'a IgnoreMatcher> {
+        self.dockerignore
     }
 
     /// Sets the rule the following reports are attributed to.

@@ -6,6 +6,7 @@
 //! next line, so the rules run on every instruction it could read.
 
 use crate::dag::{build_graph, BuildOptions};
+use crate::ignore::IgnoreMatcher;
 use crate::syntax::{self, Dockerfile, ParseErrorKind, SourceFile};
 
 use super::config::Config;
@@ -60,6 +61,17 @@ pub fn lint_source_with(
     config: &Config,
     candidates: &[&dyn Rule],
 ) -> Vec<Finding> {
+    lint_in_context(source, config, candidates, None)
+}
+
+/// Lints `source` as the Dockerfile of a build context whose
+/// `.dockerignore` is `dockerignore` (for CopyIgnoredFile).
+pub fn lint_in_context(
+    source: &SourceFile,
+    config: &Config,
+    candidates: &[&dyn Rule],
+    dockerignore: Option<&IgnoreMatcher>,
+) -> Vec<Finding> {
     let parsed = syntax::parse(source);
     let df = &parsed.dockerfile;
     let rules = enabled_rules(candidates, df, config);
@@ -68,7 +80,8 @@ pub fn lint_source_with(
         .iter()
         .any(|i| matches!(i.kind, syntax::InstructionKind::From(_)));
     let graph = has_from.then(|| build_graph(df, &BuildOptions::default()).graph);
-    let mut cx = LintContext::new(source, df, graph.as_ref(), config);
+    let mut cx =
+        LintContext::new(source, df, graph.as_ref(), config).with_dockerignore(dockerignore);
     let runs = |meta: &RuleMeta| rules.iter().any(|r| r.meta().code == meta.code);
     // Forbidden ONBUILD triggers are hadolint's DL3043, not a parse error.
     for err in &parsed.errors {

@@ -184,6 +184,16 @@ fn target(
     reachable.then_some(next.span)
 }
 
+/// BuildKit checks that kiln splits into several hadolint rules: skipping
+/// the check skips all of them.
+fn buildkit_family(name: &str) -> &'static [&'static str] {
+    if name.eq_ignore_ascii_case("MultipleInstructionsDisallowed") {
+        &["DL4003", "DL4004", "DL3012"]
+    } else {
+        &[]
+    }
+}
+
 /// Drops the findings the pragmas and the `# check=skip=` directive
 /// suppress. Returns the kept findings and, per pragma, which of its rule
 /// names suppressed at least one finding (parallel to `pragmas[i].rules`).
@@ -201,6 +211,7 @@ pub fn apply(
             let skipped = check.skip.iter().any(|s| {
                 s.eq_ignore_ascii_case("all") && finding.rule.buildkit.is_some()
                     || finding.answers_to(s)
+                    || buildkit_family(s).contains(&finding.rule.code)
             });
             if skipped {
                 continue;
@@ -328,6 +339,24 @@ mod tests {
         assert_eq!(
             lint_source_with(&src, &config, &[&MaintainerDeprecated]).len(),
             1
+        );
+    }
+
+    #[test]
+    fn skipping_multiple_instructions_disallowed_covers_entrypoint_and_healthcheck() {
+        use crate::lint::rules::multiple_entrypoint::MultipleEntrypoint;
+        use crate::lint::rules::multiple_healthcheck::MultipleHealthcheck;
+        let text = "# check=skip=MultipleInstructionsDisallowed\nFROM a\nENTRYPOINT [\"a\"]\nENTRYPOINT [\"b\"]\nHEALTHCHECK NONE\nHEALTHCHECK NONE\n";
+        let src = SourceFile::new("Dockerfile", text);
+        let rules: [&dyn crate::lint::Rule; 2] = [&MultipleEntrypoint, &MultipleHealthcheck];
+        assert!(lint_source_with(&src, &Config::default(), &rules).is_empty());
+        let unskipped = SourceFile::new(
+            "Dockerfile",
+            text.replace("# check=skip=MultipleInstructionsDisallowed\n", ""),
+        );
+        assert_eq!(
+            lint_source_with(&unskipped, &Config::default(), &rules).len(),
+            2
         );
     }
 }

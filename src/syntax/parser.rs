@@ -81,7 +81,7 @@ fn physical_lines(text: &str) -> Vec<PhysicalLine> {
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 /// Go's `\s` in RE2: `[\t\n\f\r ]`.
@@ -355,6 +355,10 @@ impl<'a> Parser<'a> {
         logical: &LogicalText,
         mut i: usize,
     ) -> usize {
+        // Cheap pre-check: most lines have no `<<` at all.
+        if memchr::memmem::find(logical.text.as_bytes(), b"<<").is_none() {
+            return i;
+        }
         let markers: Vec<_> = words::shell_words(&logical.text)
             .into_iter()
             .filter_map(|(s, e)| {

@@ -56,14 +56,16 @@ impl Rule for ExposePortRange {
     }
 
     fn check(&self, cx: &mut LintContext<'_>) {
+        // One finding per instruction, at its first bad port, as hadolint.
         let found: Vec<_> = cx
             .top_level()
             .filter_map(|r| match r.kind() {
-                InstructionKind::Expose(ports) => Some(ports.clone()),
+                InstructionKind::Expose(ports) => ports
+                    .iter()
+                    .find(|w| port_numbers(&w.text).is_some_and(|ns| ns.iter().any(|&n| n > 65535)))
+                    .cloned(),
                 _ => None,
             })
-            .flatten()
-            .filter(|w| port_numbers(&w.text).is_some_and(|ns| ns.iter().any(|&n| n > 65535)))
             .collect();
         for word in found {
             cx.report(word.span, "Valid UNIX ports range from 0 to 65535");
@@ -78,7 +80,7 @@ mod tests {
 
     #[test]
     fn out_of_range_ports_are_reported() {
-        let text = "FROM a:1\nEXPOSE 80 65536 8080-99999/tcp\n";
+        let text = "FROM a:1\nEXPOSE 80 65536 8080-99999/tcp\nEXPOSE 8080-99999/tcp\n";
         assert_eq!(
             spans(text, &assert_fires(&ExposePortRange, text)),
             ["65536", "8080-99999/tcp"]

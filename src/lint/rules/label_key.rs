@@ -64,15 +64,16 @@ impl Rule for LabelKey {
     }
 
     fn check(&self, cx: &mut LintContext<'_>) {
+        // One finding per instruction, at its first bad key, as hadolint.
         let keys: Vec<_> = cx
             .top_level()
             .filter_map(|r| match r.kind() {
-                InstructionKind::Label(pairs) => Some(pairs.clone()),
+                InstructionKind::Label(pairs) => pairs
+                    .iter()
+                    .find(|p| !is_valid_label_key(unquote(&p.key.text)))
+                    .map(|p| p.key.clone()),
                 _ => None,
             })
-            .flatten()
-            .map(|p| p.key)
-            .filter(|k| !is_valid_label_key(unquote(&k.text)))
             .collect();
         for key in keys {
             cx.report(key.span, "Invalid label key.");

@@ -39,10 +39,12 @@ pub mod arg_not_in_stage;
 pub mod cd_in_run;
 pub mod consecutive_runs;
 pub mod consistent_instruction_casing;
+pub mod copy_all_before_install;
 pub mod copy_dest_slash;
 pub mod copy_entire_filesystem;
 pub mod copy_from_self;
 pub mod copy_from_unknown_stage;
+pub mod copy_ignored_file;
 pub mod copy_relative_without_workdir;
 pub mod dnf_clean;
 pub mod dnf_pin;
@@ -100,6 +102,7 @@ pub mod stage_name_casing;
 pub mod sudo_in_run;
 pub mod trusted_registry;
 pub mod undefined_arg_in_from;
+pub mod undefined_var;
 pub mod untagged_image;
 pub mod unused_ignore;
 pub mod unused_stage;
@@ -163,8 +166,10 @@ pub static RULES: &[&dyn Rule] = &[
     &no_empty_continuation::NoEmptyContinuation,
     &consistent_instruction_casing::ConsistentInstructionCasing,
     &undefined_arg_in_from::UndefinedArgInFrom,
+    &undefined_var::UndefinedVar,
     &legacy_key_value::LegacyKeyValue,
     &invalid_default_arg_in_from::InvalidDefaultArgInFrom,
+    &copy_ignored_file::CopyIgnoredFile,
     &invalid_definition_description::InvalidDefinitionDescription,
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
@@ -203,6 +208,7 @@ pub static RULES: &[&dyn Rule] = &[
     &pointless_command::PointlessCommand,
     &unused_stage::UnusedStage,
     &arg_not_in_stage::ArgNotInStage,
+    &copy_all_before_install::CopyAllBeforeInstall,
 ];
 
 /// All rules.

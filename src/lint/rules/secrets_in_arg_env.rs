@@ -119,14 +119,17 @@ impl Rule for SecretsInArgEnv {
 
     fn check(&self, cx: &mut LintContext<'_>) {
         // hadolint checks ONBUILD triggers too (its rule is wrapped in `onbuild`).
+        // One finding per instruction, at its first secret-looking name.
         let names: Vec<Word> = cx
             .instructions()
-            .flat_map(|r| match r.kind() {
-                InstructionKind::Arg(decls) => decls.iter().map(|d| d.name.clone()).collect(),
-                InstructionKind::Env(pairs) => pairs.iter().map(|p| p.key.clone()).collect(),
-                _ => Vec::new(),
+            .filter_map(|r| {
+                let names: Vec<&Word> = match r.kind() {
+                    InstructionKind::Arg(decls) => decls.iter().map(|d| &d.name).collect(),
+                    InstructionKind::Env(pairs) => pairs.iter().map(|p| &p.key).collect(),
+                    _ => Vec::new(),
+                };
+                names.into_iter().find(|w| looks_secret(&w.text)).cloned()
             })
-            .filter(|w| looks_secret(&w.text))
             .collect();
         for name in names {
             cx.report(

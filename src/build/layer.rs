@@ -1,0 +1,917 @@
+//! Deterministic, streaming layer writer.
+//!
+//! A layer is produced in one pass: tar entries are framed on the caller's
+//! thread into fixed-size chunks; a worker thread hashes the uncompressed
+//! stream (the `diff_id`), compresses it when asked, hashes the compressed
+//! bytes (the `digest`) and writes them to the sink. Nothing is ever read
+//! twice, and reading files overlaps with hashing and compressing.
+//!
+//! Determinism: the caller appends entries in [`path_order`] (checked);
+//! ownership and modes can be forced; mtimes are clamped to
+//! `SOURCE_DATE_EPOCH` when given; tar headers carry no user or group names
+//! and no sub-second times; gzip output has a fixed header (no name, no mtime)
+//! and is made of independently deflated fixed-size chunks (so it can be
+//! compressed on several cores and still be the same bytes for the same
+//! input); zstd is single-threaded with fixed parameters.
+//!
+//! This module owns the tar format and compression. It does not choose what
+//! goes into a layer ([`super::context`] selects COPY sources; RUN layers come
+//! from the executor) and it does not know the store: the sink is any `Write`.
+//! Main type: [`LayerWriter`]; COPY layers: [`write_copy_layer`].
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+use super::context::{BuildContext, CopyPlan, EntryKind};
+
+/// Size of the chunks the tar stream is cut into. Gzip compresses each chunk
+/// independently, so this constant is part of the output format: changing it
+/// changes gzip layer bytes.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Chunks in flight between the framing thread and the worker.
+const QUEUE_DEPTH: usize = 8;
+
+const BLOCK: usize = 512;
+
+/// Errors from writing a layer.
+#[derive(Debug, Error)]
+pub enum LayerError {
+    /// A path that cannot go into a layer (absolute, `..`, empty, NUL).
+    #[error("failed to add {path:?} to layer: not a clean relative path")]
+    InvalidPath { path: String },
+    /// Entries must come in [`path_order`] so that layers are reproducible.
+    #[error("failed to add {path:?} to layer: it sorts before the previous entry {previous:?}")]
+    Unsorted { previous: String, path: String },
+    /// Reading a file that goes into the layer failed.
+    #[error("failed to read {path} for the layer")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A file's size or identity changed between selection and reading.
+    #[error("failed to add {path} to layer: the file changed while the layer was written")]
+    FileChanged { path: String },
+    /// Writing to the sink failed.
+    #[error("failed to write layer")]
+    Write(#[source] io::Error),
+    /// The compressor failed.
+    #[error("failed to compress layer")]
+    Compress(#[source] io::Error),
+    /// The worker thread stopped without a result (it panicked).
+    #[error("failed to finish layer: the compression thread stopped unexpectedly")]
+    WorkerLost,
+}
+
+/// How the layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain tar: `digest == diff_id`.
+    None,
+    /// Gzip at the given level (0-9).
+    Gzip { level: u32 },
+    /// Zstandard at the given level (1-22), OCI `tar+zstd`.
+    Zstd { level: i32 },
+}
+
+impl Compression {
+    /// Gzip at level 6, zlib's default.
+    pub const GZIP: Self = Self::Gzip { level: 6 };
+    /// Zstd at level 3, zstd's default.
+    pub const ZSTD: Self = Self::Zstd { level: 3 };
+
+    /// The OCI media type of a layer blob with this compression.
+    #[must_use]
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::None => "application/vnd.oci.image.layer.v1.tar",
+            Self::Gzip { .. } => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Self::Zstd { .. } => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+/// Normalisations applied to every entry of a layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// `SOURCE_DATE_EPOCH`: mtimes later than this are clamped to it.
+    pub source_date_epoch: Option<i64>,
+    /// Force this uid/gid on every entry (COPY without `--chown` uses 0:0).
+    pub owner: Option<(u32, u32)>,
+    /// Force these permission bits on regular files (`--chmod`).
+    pub file_mode: Option<u32>,
+    /// Force these permission bits on directories (`--chmod`).
+    pub dir_mode: Option<u32>,
+}
+
+/// Metadata of one entry, before normalisation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Permission bits (setuid, setgid, sticky and rwx; the type is ignored).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+}
+
+/// What kind of change an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    /// A `.wh.` whiteout: the path is deleted.
+    Deleted,
+    /// A `.wh..wh..opq` marker: the directory's lower contents are hidden.
+    OpaqueDir,
+}
+
+/// One path a layer adds, replaces or deletes (the layer's own path, without
+/// the whiteout prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+    /// File size in bytes (0 for everything but regular files).
+    pub size: u64,
+}
+
+/// Counts and the per-path list of what a layer changes. Whether a path was
+/// added or modified depends on the layers below and is for the caller to
+/// decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub deleted: u64,
+    pub opaque_dirs: u64,
+    /// Sum of regular file sizes.
+    pub file_bytes: u64,
+    pub changes: Vec<Change>,
+}
+
+/// The result of a finished layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// `sha256:<hex>` of the uncompressed tar.
+    pub diff_id: String,
+    /// `sha256:<hex>` of the bytes written to the sink.
+    pub digest: String,
+    /// Bytes written to the sink.
+    pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+    pub summary: ChangeSummary,
+}
+
+/// The order entries must be appended in: path components compared one by
+/// one as bytes, so a directory comes right before its contents.
+#[must_use]
+pub fn path_order(a: &str, b: &str) -> Ordering {
+    // Component-wise order is byte order with `/` ranked below every other
+    // byte: at the first difference, a `/` means that component ended first.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let rank = |c: u8| if c == b'/' { 0 } else { c };
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => rank(a[i]).cmp(&rank(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
+}
+
+/// What the worker hands back: the sink and the stream digests.
+struct WorkerResult<W> {
+    sink: W,
+    diff_id: [u8; 32],
+    digest: [u8; 32],
+    size: u64,
+}
+
+/// Streams tar entries into a sink, hashing and compressing on a second
+/// thread. Call [`finish`](Self::finish) to get the sink back with the
+/// [`LayerInfo`]; dropping the writer abandons the layer.
+pub struct LayerWriter<W: Write + Send + 'static> {
+    buf: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+    worker: Option<JoinHandle<Result<WorkerResult<W>, LayerError>>>,
+    options: LayerOptions,
+    compression: Compression,
+    previous: Option<String>,
+    uncompressed: u64,
+    summary: ChangeSummary,
+}
+
+impl<W: Write + Send + 'static> LayerWriter<W> {
+    /// Starts a layer that writes to `sink`.
+    #[must_use]
+    pub fn new(sink: W, compression: Compression, options: LayerOptions) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE_DEPTH);
+        let (recycle_tx, recycled) = mpsc::channel();
+        let worker = std::thread::spawn(move || run_worker(sink, compression, &rx, &recycle_tx));
+        Self {
+            buf: Vec::with_capacity(CHUNK_SIZE),
+            tx: Some(tx),
+            recycled,
+            worker: Some(worker),
+            options,
+            compression,
+            previous: None,
+            uncompressed: 0,
+            summary: ChangeSummary::default(),
+        }
+    }
+
+    /// Appends a regular file of exactly `size` bytes read from `reader`.
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, a reader that fails or yields a different
+    /// number of bytes ([`LayerError::FileChanged`]), or a sink error.
+    pub fn append_file(
+        &mut self,
+        path: &str,
+        meta: &EntryMeta,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<(), LayerError> {
+        self.check_order(path)?;
+        let meta = self.normalise(meta, self.options.file_mode);
+        self.header(path, b'0', &meta, size, "")?;
+        self.copy_data(path, size, reader)?;
+        self.record(path, ChangeKind::File, size);
+        Ok(())
+    }
+
+    /// Appends a directory (the tar name gets its trailing `/`).
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<(), LayerError> {
+        self.check_order(path)?;
+        let meta = self.normalise(meta, self.options.dir_mode);
+        self.header(&format!("{path}/"), b'5', &meta, 0, "")?;
+        self.record(path, ChangeKind::Dir, 0);
+        Ok(())
+    }
+
+    /// Appends a symbolic link to `target` (stored verbatim).
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_symlink(
+        &mut self,
+        path: &str,
+        meta: &EntryMeta,
+        target: &str,
+    ) -> Result<(), LayerError> {
+        self.check_order(path)?;
+        // Symlink permissions mean nothing on Linux; fix them for stable bytes.
+        let mut meta = self.normalise(meta, None);
+        meta.mode = 0o777;
+        self.header(path, b'2', &meta, 0, target)?;
+        self.record(path, ChangeKind::Symlink, 0);
+        Ok(())
+    }
+
+    /// Appends a hard link to `target`, a path earlier in this layer.
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_hardlink(
+        &mut self,
+        path: &str,
+        meta: &EntryMeta,
+        target: &str,
+    ) -> Result<(), LayerError> {
+        validate_path(target)?;
+        self.check_order(path)?;
+        let meta = self.normalise(meta, self.options.file_mode);
+        self.header(path, b'1', &meta, 0, target)?;
+        self.record(path, ChangeKind::Hardlink, 0);
+        Ok(())
+    }
+
+    /// Appends the whiteout that deletes `path` from the layers below
+    /// (`dir/.wh.name`, an empty file).
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_whiteout(&mut self, path: &str) -> Result<(), LayerError> {
+        validate_path(path)?;
+        let marker = match path.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/.wh.{name}"),
+            None => format!(".wh.{path}"),
+        };
+        self.append_marker(&marker)?;
+        self.record(path, ChangeKind::Deleted, 0);
+        Ok(())
+    }
+
+    /// Appends the opaque marker of `dir` (`dir/.wh..wh..opq`): the
+    /// directory's contents in lower layers are hidden.
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_opaque(&mut self, dir: &str) -> Result<(), LayerError> {
+        validate_path(dir)?;
+        self.append_marker(&format!("{dir}/.wh..wh..opq"))?;
+        self.record(dir, ChangeKind::OpaqueDir, 0);
+        Ok(())
+    }
+
+    /// Ends the tar stream, waits for the worker and returns the sink and the
+    /// layer's digests and sizes.
+    ///
+    /// # Errors
+    /// A sink or compression error from the worker.
+    pub fn finish(mut self) -> Result<(W, LayerInfo), LayerError> {
+        self.push(&[0; 2 * BLOCK])?;
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.send(last)?;
+        }
+        drop(self.tx.take());
+        let result = self.join_worker()?;
+        let info = LayerInfo {
+            diff_id: format!("sha256:{}", hex::encode(result.diff_id)),
+            digest: format!("sha256:{}", hex::encode(result.digest)),
+            size: result.size,
+            uncompressed_size: self.uncompressed,
+            compression: self.compression,
+            summary: std::mem::take(&mut self.summary),
+        };
+        Ok((result.sink, info))
+    }
+
+    fn append_marker(&mut self, marker: &str) -> Result<(), LayerError> {
+        self.check_order(marker)?;
+        let meta = self.normalise(
+            &EntryMeta {
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+            },
+            None,
+        );
+        self.header(marker, b'0', &meta, 0, "")
+    }
+
+    fn record(&mut self, path: &str, kind: ChangeKind, size: u64) {
+        let s = &mut self.summary;
+        match kind {
+            ChangeKind::File => {
+                s.files += 1;
+                s.file_bytes += size;
+            }
+            ChangeKind::Dir => s.dirs += 1,
+            ChangeKind::Symlink => s.symlinks += 1,
+            ChangeKind::Hardlink => s.hardlinks += 1,
+            ChangeKind::Deleted => s.deleted += 1,
+            ChangeKind::OpaqueDir => s.opaque_dirs += 1,
+        }
+        s.changes.push(Change {
+            path: path.to_owned(),
+            kind,
+            size,
+        });
+    }
+
+    fn normalise(&self, meta: &EntryMeta, mode: Option<u32>) -> EntryMeta {
+        let (uid, gid) = self.options.owner.unwrap_or((meta.uid, meta.gid));
+        let mut mtime = meta.mtime.max(0);
+        if let Some(epoch) = self.options.source_date_epoch {
+            mtime = mtime.min(epoch.max(0));
+        }
+        EntryMeta {
+            mode: mode.unwrap_or(meta.mode) & 0o7777,
+            uid,
+            gid,
+            mtime,
+        }
+    }
+
+    fn check_order(&mut self, path: &str) -> Result<(), LayerError> {
+        validate_path(path)?;
+        if let Some(previous) = &self.previous {
+            if path_order(previous, path) != Ordering::Less {
+                return Err(LayerError::Unsorted {
+                    previous: previous.clone(),
+                    path: path.to_owned(),
+                });
+            }
+        }
+        self.previous = Some(path.to_owned());
+        Ok(())
+    }
+
+    /// Writes the PAX extended header when needed, then the ustar header.
+    fn header(
+        &mut self,
+        name: &str,
+        typeflag: u8,
+        meta: &EntryMeta,
+        size: u64,
+        link: &str,
+    ) -> Result<(), LayerError> {
+        let mut pax = Vec::new();
+        if name.len() > 100 {
+            pax_record(&mut pax, "path", name);
+        }
+        if link.len() > 100 {
+            pax_record(&mut pax, "linkpath", link);
+        }
+        if size > MAX_OCTAL_11 {
+            pax_record(&mut pax, "size", &size.to_string());
+        }
+        if u64::from(meta.uid) > MAX_OCTAL_7 {
+            pax_record(&mut pax, "uid", &meta.uid.to_string());
+        }
+        if u64::from(meta.gid) > MAX_OCTAL_7 {
+            pax_record(&mut pax, "gid", &meta.gid.to_string());
+        }
+        if !pax.is_empty() {
+            let pax_meta = EntryMeta {
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: meta.mtime,
+            };
+            let block = ustar_header("././@PaxHeader", b'x', &pax_meta, pax.len() as u64, "");
+            self.push(&block)?;
+            let padding = padding(pax.len() as u64);
+            pax.resize(pax.len() + padding, 0);
+            self.push(&pax)?;
+        }
+        let block = ustar_header(name, typeflag, meta, size, link);
+        self.push(&block)
+    }
+
+    /// Copies exactly `size` bytes from `reader` into the stream, reading
+    /// straight into the chunk buffer, then pads to a block.
+    fn copy_data(
+        &mut self,
+        path: &str,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<(), LayerError> {
+        let mut left = size;
+        while left > 0 {
+            if self.buf.len() == CHUNK_SIZE {
+                self.flush_chunk()?;
+            }
+            let start = self.buf.len();
+            let room = (CHUNK_SIZE - start).min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.buf.resize(start + room, 0);
+            let n = loop {
+                match reader.read(&mut self.buf[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(source) => {
+                        self.buf.truncate(start);
+                        return Err(LayerError::Read {
+                            path: path.to_owned(),
+                            source,
+                        });
+                    }
+                }
+            };
+            self.buf.truncate(start + n);
+            if n == 0 {
+                return Err(LayerError::FileChanged {
+                    path: path.to_owned(),
+                });
+            }
+            left -= n as u64;
+            self.uncompressed += n as u64;
+        }
+        // A reader with more bytes than announced means the file grew.
+        let mut probe = [0u8; 1];
+        match reader.read(&mut probe) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(LayerError::FileChanged {
+                    path: path.to_owned(),
+                })
+            }
+            Err(source) => {
+                return Err(LayerError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+        let pad = padding(size);
+        self.push(&[0; BLOCK][..pad])
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) -> Result<(), LayerError> {
+        self.uncompressed += bytes.len() as u64;
+        while !bytes.is_empty() {
+            if self.buf.len() == CHUNK_SIZE {
+                self.flush_chunk()?;
+            }
+            let room = CHUNK_SIZE - self.buf.len();
+            let take = room.min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), LayerError> {
+        let fresh = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE));
+        let full = std::mem::replace(&mut self.buf, fresh);
+        self.buf.clear();
+        self.send(full)
+    }
+
+    fn send(&mut self, chunk: Vec<u8>) -> Result<(), LayerError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The worker hung up: it failed; report its error.
+        drop(self.tx.take());
+        match self.join_worker() {
+            Ok(_) => Err(LayerError::WorkerLost),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn join_worker(&mut self) -> Result<WorkerResult<W>, LayerError> {
+        let handle = self.worker.take().ok_or(LayerError::WorkerLost)?;
+        handle.join().map_err(|_| LayerError::WorkerLost)?
+    }
+}
+
+const MAX_OCTAL_7: u64 = 0o7_777_777;
+const MAX_OCTAL_11: u64 = 0o77_777_777_777;
+
+fn padding(size: u64) -> usize {
+    // The remainder is below 512, so the conversion cannot truncate.
+    #[allow(clippy::cast_possible_truncation)]
+    let rem = (size % BLOCK as u64) as usize;
+    if rem == 0 {
+        0
+    } else {
+        BLOCK - rem
+    }
+}
+
+/// A path that may go into a tar: relative, no empty, `.` or `..` component.
+fn validate_path(path: &str) -> Result<(), LayerError> {
+    let ok = !path.is_empty()
+        && !path.contains('\0')
+        && path.split('/').all(|part| !matches!(part, "" | "." | ".."));
+    if ok {
+        Ok(())
+    } else {
+        Err(LayerError::InvalidPath {
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// One PAX record: `"<len> <key>=<value>\n"`, where `len` counts itself.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
+    let body = key.len() + value.len() + 3; // space, '=', newline
+    let mut len = body + 1;
+    while body + len.to_string().len() > len {
+        len += 1;
+    }
+    let len = body + len.to_string().len();
+    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let digits = field.len() - 1;
+    let max = (1u64 << (3 * digits)) - 1;
+    let text = format!("{:0width$o}", value.min(max), width = digits);
+    field[..digits].copy_from_slice(text.as_bytes());
+    field[digits] = 0;
+}
+
+fn truncate_into(field: &mut [u8], text: &str) {
+    let n = text.len().min(field.len());
+    field[..n].copy_from_slice(&text.as_bytes()[..n]);
+}
+
+/// A 512-byte ustar header. Values too large for their field must already
+/// be in a PAX header; here they are clamped.
+fn ustar_header(name: &str, typeflag: u8, meta: &EntryMeta, size: u64, link: &str) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    truncate_into(&mut h[0..100], name);
+    octal(&mut h[100..108], u64::from(meta.mode));
+    octal(&mut h[108..116], u64::from(meta.uid));
+    octal(&mut h[116..124], u64::from(meta.gid));
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], u64::try_from(meta.mtime).unwrap_or(0));
+    h[156] = typeflag;
+    truncate_into(&mut h[157..257], link);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    octal(&mut h[329..337], 0);
+    octal(&mut h[337..345], 0);
+    h[148..156].fill(b' ');
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    octal(&mut h[148..155], sum);
+    h[155] = b' ';
+    h
+}
+
+/// Writes to the sink while hashing what was written.
+struct HashingSink<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn run_worker<W: Write>(
+    sink: W,
+    compression: Compression,
+    rx: &Receiver<Vec<u8>>,
+    recycle: &Sender<Vec<u8>>,
+) -> Result<WorkerResult<W>, LayerError> {
+    let mut diff = Sha256::new();
+    let mut out = HashingSink {
+        inner: sink,
+        hasher: Sha256::new(),
+        written: 0,
+    };
+    match compression {
+        Compression::None => {
+            for chunk in rx {
+                diff.update(&chunk);
+                out.inner.write_all(&chunk).map_err(LayerError::Write)?;
+                out.written += chunk.len() as u64;
+                let _ = recycle.send(chunk);
+            }
+            out.flush().map_err(LayerError::Write)?;
+            let diff_id: [u8; 32] = diff.finalize().into();
+            Ok(WorkerResult {
+                sink: out.inner,
+                diff_id,
+                digest: diff_id,
+                size: out.written,
+            })
+        }
+        Compression::Gzip { level } => {
+            gzip_chunks(&mut out, &mut diff, level.min(9), rx, recycle)?;
+            out.flush().map_err(LayerError::Write)?;
+            Ok(WorkerResult {
+                diff_id: diff.finalize().into(),
+                digest: out.hasher.finalize_reset().into(),
+                size: out.written,
+                sink: out.inner,
+            })
+        }
+        Compression::Zstd { level } => {
+            let mut encoder =
+                zstd::stream::write::Encoder::new(&mut out, level).map_err(LayerError::Compress)?;
+            for chunk in rx {
+                diff.update(&chunk);
+                encoder.write_all(&chunk).map_err(LayerError::Write)?;
+                let _ = recycle.send(chunk);
+            }
+            encoder.finish().map_err(LayerError::Write)?;
+            out.flush().map_err(LayerError::Write)?;
+            Ok(WorkerResult {
+                diff_id: diff.finalize().into(),
+                digest: out.hasher.finalize_reset().into(),
+                size: out.written,
+                sink: out.inner,
+            })
+        }
+    }
+}
+
+/// Gzip framing around independently deflated chunks. Each chunk is a raw
+/// deflate stream ended by a sync flush (byte aligned, not final), so the
+/// concatenation is one valid deflate stream; a final empty block closes it.
+/// Chunks are compressed on the rayon pool, written back in order.
+fn gzip_chunks<W: Write>(
+    out: &mut HashingSink<W>,
+    diff: &mut Sha256,
+    level: u32,
+    rx: &Receiver<Vec<u8>>,
+    recycle: &Sender<Vec<u8>>,
+) -> Result<(), LayerError> {
+    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown): no name, no time.
+    out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
+        .map_err(LayerError::Write)?;
+    let mut crc = flate2::Crc::new();
+    let mut pending: VecDeque<Receiver<Result<Vec<u8>, io::Error>>> = VecDeque::new();
+    let in_flight = rayon::current_num_threads().max(1) * 2;
+    let level = flate2::Compression::new(level);
+    for chunk in rx {
+        diff.update(&chunk);
+        crc.update(&chunk);
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let recycle = recycle.clone();
+        rayon::spawn(move || {
+            let result = deflate_chunk(&chunk, level, flate2::FlushCompress::Sync);
+            let _ = recycle.send(chunk);
+            let _ = done_tx.send(result);
+        });
+        pending.push_back(done_rx);
+        while pending.len() >= in_flight {
+            write_next(out, &mut pending)?;
+        }
+    }
+    while !pending.is_empty() {
+        write_next(out, &mut pending)?;
+    }
+    let tail =
+        deflate_chunk(&[], level, flate2::FlushCompress::Finish).map_err(LayerError::Compress)?;
+    out.write_all(&tail).map_err(LayerError::Write)?;
+    let mut trailer = [0u8; 8];
+    trailer[..4].copy_from_slice(&crc.sum().to_le_bytes());
+    trailer[4..].copy_from_slice(&crc.amount().to_le_bytes());
+    out.write_all(&trailer).map_err(LayerError::Write)
+}
+
+fn write_next<W: Write>(
+    out: &mut HashingSink<W>,
+    pending: &mut VecDeque<Receiver<Result<Vec<u8>, io::Error>>>,
+) -> Result<(), LayerError> {
+    let Some(next) = pending.pop_front() else {
+        return Ok(());
+    };
+    let compressed = next
+        .recv()
+        .map_err(|_| LayerError::WorkerLost)?
+        .map_err(LayerError::Compress)?;
+    out.write_all(&compressed).map_err(LayerError::Write)
+}
+
+fn deflate_chunk(
+    input: &[u8],
+    level: flate2::Compression,
+    flush: flate2::FlushCompress,
+) -> Result<Vec<u8>, io::Error> {
+    let finishing = flush == flate2::FlushCompress::Finish;
+    let mut compressor = flate2::Compress::new(level, false);
+    let mut output = Vec::with_capacity(input.len() / 2 + 4096);
+    loop {
+        if output.capacity() - output.len() < 256 {
+            output.reserve(output.capacity().max(4096));
+        }
+        let consumed = usize::try_from(compressor.total_in()).unwrap_or(usize::MAX);
+        let (in_before, out_before) = (compressor.total_in(), compressor.total_out());
+        let status = compressor
+            .compress_vec(
+                input.get(consumed..).unwrap_or_default(),
+                &mut output,
+                flush,
+            )
+            .map_err(io::Error::other)?;
+        // zlib semantics: a flush is complete once it leaves output room.
+        let all_in = compressor.total_in() == input.len() as u64;
+        if finishing && status == flate2::Status::StreamEnd
+            || !finishing && all_in && output.len() < output.capacity()
+        {
+            return Ok(output);
+        }
+        if compressor.total_in() == in_before
+            && compressor.total_out() == out_before
+            && output.len() < output.capacity()
+        {
+            return Err(io::Error::other("deflate made no progress"));
+        }
+    }
+}
+
+/// Streams a planned COPY straight from the build context into a layer:
+/// files are read from the context (never copied on disk first) in plan
+/// order, checked against the size and identity they had when selected.
+///
+/// # Errors
+/// A context file that changed, vanished or cannot be read, or a layer error.
+pub fn write_copy_layer<W: Write + Send + 'static>(
+    context: &BuildContext,
+    plan: &CopyPlan,
+    writer: &mut LayerWriter<W>,
+) -> Result<(), LayerError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    for entry in plan.entries() {
+        let meta = EntryMeta {
+            mode: entry.stat.mode,
+            uid: entry.stat.uid,
+            gid: entry.stat.gid,
+            mtime: entry.stat.mtime,
+        };
+        match &entry.kind {
+            EntryKind::Dir => writer.append_dir(&entry.dest, &meta)?,
+            EntryKind::Symlink { target } => writer.append_symlink(&entry.dest, &meta, target)?,
+            EntryKind::File => {
+                let path = context.root().join(&entry.source);
+                let shown = || entry.source.clone();
+                // O_NOFOLLOW: a file swapped for a symlink after selection
+                // must not pull in something outside the context.
+                let mut file = File::options()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NOATIME)
+                    .open(&path)
+                    .or_else(|_| {
+                        File::options()
+                            .read(true)
+                            .custom_flags(nix::libc::O_NOFOLLOW)
+                            .open(&path)
+                    })
+                    .map_err(|source| LayerError::Read {
+                        path: shown(),
+                        source,
+                    })?;
+                let now = file.metadata().map_err(|source| LayerError::Read {
+                    path: shown(),
+                    source,
+                })?;
+                if now.len() != entry.stat.size
+                    || now.ino() != entry.stat.ino
+                    || now.dev() != entry.stat.dev
+                {
+                    return Err(LayerError::FileChanged { path: shown() });
+                }
+                writer.append_file(&entry.dest, &meta, entry.stat.size, &mut file)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_order_puts_directory_contents_right_after_it() {
+        let mut paths = vec!["a.txt", "a/b", "a", "b", "a/b/c", "a-b"];
+        paths.sort_by(|a, b| path_order(a, b));
+        assert_eq!(paths, ["a", "a/b", "a/b/c", "a-b", "a.txt", "b"]);
+    }
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let mut out = Vec::new();
+        pax_record(&mut out, "path", &"x".repeat(95));
+        let text = String::from_utf8(out).unwrap();
+        let (len, _) = text.split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), text.len());
+        let mut out = Vec::new();
+        pax_record(&mut out, "path", "abc");
+        assert_eq!(out, b"12 path=abc\n");
+    }
+
+    #[test]
+    fn ustar_checksum_is_valid() {
+        let meta = EntryMeta {
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+            mtime: 3,
+        };
+        let h = ustar_header("f", b'0', &meta, 5, "");
+        let mut copy = h;
+        copy[148..156].fill(b' ');
+        let sum: u64 = copy.iter().map(|&b| u64::from(b)).sum();
+        let stored = u64::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
+        assert_eq!(sum, stored);
+    }
+
+    #[test]
+    fn invalid_paths_are_refused() {
+        for bad in ["", "/abs", "a/../b", "./a", "a//b", "a/"] {
+            assert!(validate_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_path("a/b.c").is_ok());
+    }
+}

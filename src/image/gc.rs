@@ -1,0 +1,440 @@
+//! Store maintenance under the exclusive lock: `prune` (drop what nothing references) and
+//! `fsck` (re-hash every blob, check every reference).
+//!
+//! Roots are the entries of index.json; from each, manifests and nested indexes are
+//! followed to configs and layers. Cache records are not roots unless asked
+//! ([`PruneOptions::keep_cache`]): a record whose blobs are gone is dropped, so pruning
+//! after `rmi` frees the layers and the cache entries that pointed at them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use super::digest::{Digest, Hasher};
+use super::error::{Result, StoreError};
+use super::index::{is_index_type, is_manifest_type, parse_config_summary, parse_index};
+use super::store::{clean_dir, descriptor_digest, read_record, rename_durable, sync_dir, Store};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneOptions {
+    /// Treat blobs named by cache records as referenced (keeps the build cache).
+    pub keep_cache: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub blobs_removed: usize,
+    pub bytes_freed: u64,
+    pub records_removed: usize,
+    pub temp_removed: usize,
+}
+
+/// One thing `fsck` found wrong, with the path (and digest) it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub digest: Option<Digest>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.digest {
+            Some(d) => write!(f, "{d}: {} ({})", self.message, self.path.display()),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FsckReport {
+    pub blobs_checked: usize,
+    pub bytes_checked: u64,
+    pub images_checked: usize,
+    pub records_checked: usize,
+    pub temp_removed: usize,
+    pub problems: Vec<Problem>,
+    /// Where `fsck_with(repair)` moved corrupt blobs.
+    pub quarantined: Vec<PathBuf>,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Store {
+    /// Every blob reachable from index.json. Fails (so prune deletes nothing) when a
+    /// manifest or index on the way cannot be read.
+    fn reachable(&self) -> Result<BTreeSet<Digest>> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<(oci_spec::image::MediaType, Digest)> = self
+            .entries()?
+            .into_iter()
+            .map(|e| (e.descriptor.media_type().clone(), e.digest))
+            .collect();
+        while let Some((media_type, digest)) = todo.pop() {
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            if is_index_type(&media_type) {
+                let bytes = self.read_blob(&digest)?;
+                let index = parse_index(&bytes, &format!("index {digest}"))?;
+                for d in index.manifests() {
+                    todo.push((d.media_type().clone(), descriptor_digest(d, "index entry")?));
+                }
+            } else if is_manifest_type(&media_type) {
+                let (manifest, _) = self.manifest(&digest)?;
+                let config = descriptor_digest(manifest.config(), "config descriptor")?;
+                seen.insert(config);
+                for layer in manifest.layers() {
+                    seen.insert(descriptor_digest(layer, "layer descriptor")?);
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Names of files in blobs/sha256 that are digests (others are left alone).
+    fn stored_blobs(&self) -> Result<Vec<(Digest, PathBuf)>> {
+        let dir = self.blobs_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("read directory", &dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
+            if let Some(digest) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
+                out.push((digest, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn records(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.cache_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("read directory", &dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
+            out.push(entry.path());
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes blobs nothing references, cache records whose blobs are gone, and stale
+    /// temp files. Needs the exclusive lock.
+    pub fn prune(&self, options: PruneOptions) -> Result<PruneReport> {
+        self.require_exclusive("prune the store")?;
+        let mut report = PruneReport {
+            temp_removed: clean_dir(&self.tmp_dir())?,
+            ..PruneReport::default()
+        };
+        let mut keep = self.reachable()?;
+        if options.keep_cache {
+            for path in self.records()? {
+                if let Ok(Some(record)) = read_record(&path) {
+                    keep.extend(record.blobs);
+                }
+            }
+        }
+        for (digest, path) in self.stored_blobs()? {
+            if keep.contains(&digest) {
+                continue;
+            }
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    report.blobs_removed += 1;
+                    report.bytes_freed += size;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove blob", path, e)),
+            }
+        }
+        if report.blobs_removed > 0 {
+            sync_dir(&self.blobs_dir())?;
+        }
+        for path in self.records()? {
+            let live = match read_record(&path) {
+                Ok(Some(record)) => record.blobs.iter().all(|d| self.has_blob(d)),
+                Ok(None) => continue,
+                Err(_) => false,
+            };
+            if !live {
+                match fs::remove_file(&path) {
+                    Ok(()) => report.records_removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io("remove cache record", path, e)),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Re-hashes every blob and checks every reference from index.json down, and every
+    /// cache record. Stale temp files are removed (nobody else holds the lock). Needs the
+    /// exclusive lock.
+    pub fn fsck(&self) -> Result<FsckReport> {
+        self.fsck_with(false)
+    }
+
+    /// [`Store::fsck`]; with `repair`, corrupt blobs are moved to `quarantine/<hex>` so that
+    /// cache records using them read as misses and the next load or build writes them anew
+    /// (catalogue R5: quarantine, then refetch or rebuild).
+    pub fn fsck_with(&self, repair: bool) -> Result<FsckReport> {
+        self.require_exclusive("check the store")?;
+        let mut report = FsckReport {
+            temp_removed: clean_dir(&self.tmp_dir())?,
+            ..FsckReport::default()
+        };
+        let blobs = self.stored_blobs()?;
+        let hashed: Vec<(u64, Option<Problem>)> = blobs
+            .par_iter()
+            .map(|(digest, path)| rehash(digest, path))
+            .collect();
+        for (size, problem) in hashed {
+            report.blobs_checked += 1;
+            report.bytes_checked += size;
+            report.problems.extend(problem);
+        }
+        let corrupt: BTreeSet<Digest> = report
+            .problems
+            .iter()
+            .filter_map(|p| p.digest.clone())
+            .collect();
+        if repair && !corrupt.is_empty() {
+            let quarantine = self.root().join("quarantine");
+            fs::create_dir_all(&quarantine)
+                .map_err(|e| StoreError::io("create directory", &quarantine, e))?;
+            for digest in &corrupt {
+                let to = quarantine.join(digest.hex());
+                rename_durable(&self.blob_path(digest), &to)?;
+                report.quarantined.push(to);
+            }
+            sync_dir(&self.blobs_dir())?;
+        }
+        let dir = self.blobs_dir();
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("read directory", &dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
+            let name = entry.file_name();
+            if name
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+                .is_none()
+            {
+                report.problems.push(Problem {
+                    path: entry.path(),
+                    digest: None,
+                    message:
+                        "unexpected file in the blob directory (its name is not a sha256 digest)"
+                            .to_owned(),
+                });
+            }
+        }
+        match self.entries() {
+            Err(e) => report.problems.push(Problem {
+                path: self.root().join("index.json"),
+                digest: None,
+                message: error_chain(&e),
+            }),
+            Ok(entries) => {
+                for entry in entries {
+                    report.images_checked += 1;
+                    let mut todo = vec![(entry.descriptor.clone(), entry.digest.clone())];
+                    while let Some((descriptor, digest)) = todo.pop() {
+                        self.check_document(
+                            &descriptor,
+                            &digest,
+                            &corrupt,
+                            &mut todo,
+                            &mut report.problems,
+                        );
+                    }
+                }
+            }
+        }
+        for path in self.records()? {
+            report.records_checked += 1;
+            match read_record(&path) {
+                Ok(Some(record)) => {
+                    for digest in record.blobs {
+                        if !self.has_blob(&digest) {
+                            report.problems.push(Problem {
+                                path: path.clone(),
+                                digest: Some(digest),
+                                message: "cache record refers to a missing blob".to_owned(),
+                            });
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => report.problems.push(Problem {
+                    path: path.clone(),
+                    digest: None,
+                    message: error_chain(&e),
+                }),
+            }
+        }
+        report
+            .problems
+            .sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+        report.problems.dedup();
+        Ok(report)
+    }
+
+    /// Checks one referenced blob (size, and, for manifests and indexes, what they name).
+    fn check_document(
+        &self,
+        descriptor: &oci_spec::image::Descriptor,
+        digest: &Digest,
+        corrupt: &BTreeSet<Digest>,
+        todo: &mut Vec<(oci_spec::image::Descriptor, Digest)>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let path = self.blob_path(digest);
+        let problem = |message: String| Problem {
+            path: path.clone(),
+            digest: Some(digest.clone()),
+            message,
+        };
+        match self.blob_size(digest) {
+            Ok(Some(size)) if size == descriptor.size() => {}
+            Ok(Some(size)) => {
+                problems.push(problem(format!(
+                    "size is {size} bytes, a descriptor says {}",
+                    descriptor.size()
+                )));
+                return;
+            }
+            Ok(None) => {
+                problems.push(problem("referenced blob is missing".to_owned()));
+                return;
+            }
+            Err(e) => {
+                problems.push(problem(error_chain(&e)));
+                return;
+            }
+        }
+        if corrupt.contains(digest) {
+            return;
+        }
+        let media_type = descriptor.media_type();
+        if is_index_type(media_type) {
+            match self
+                .read_blob(digest)
+                .and_then(|b| parse_index(&b, &format!("index {digest}")))
+            {
+                Ok(index) => {
+                    for d in index.manifests() {
+                        match descriptor_digest(d, "index entry") {
+                            Ok(dd) => todo.push((d.clone(), dd)),
+                            Err(e) => problems.push(problem(error_chain(&e))),
+                        }
+                    }
+                }
+                Err(e) => problems.push(problem(error_chain(&e))),
+            }
+        } else if is_manifest_type(media_type) {
+            let manifest = match self.manifest(digest) {
+                Ok((m, _)) => m,
+                Err(e) => {
+                    problems.push(problem(error_chain(&e)));
+                    return;
+                }
+            };
+            let mut children = vec![manifest.config().clone()];
+            children.extend(manifest.layers().iter().cloned());
+            for child in &children {
+                match descriptor_digest(child, "manifest entry") {
+                    Ok(dd) => todo.push((child.clone(), dd)),
+                    Err(e) => problems.push(problem(error_chain(&e))),
+                }
+            }
+            // The config must list one diff_id per layer, and an uncompressed layer's
+            // digest is its diff_id.
+            let Ok(config_digest) = descriptor_digest(manifest.config(), "config") else {
+                return;
+            };
+            if corrupt.contains(&config_digest) {
+                return;
+            }
+            let what = format!("config {config_digest}");
+            match self
+                .read_blob(&config_digest)
+                .and_then(|b| parse_config_summary(&b, &what))
+            {
+                Ok(config) => {
+                    if config.rootfs.diff_ids.len() != manifest.layers().len() {
+                        problems.push(problem(format!(
+                            "manifest has {} layers, its config {} diff_ids",
+                            manifest.layers().len(),
+                            config.rootfs.diff_ids.len()
+                        )));
+                    }
+                    for (layer, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
+                        let uncompressed =
+                            matches!(layer.media_type(), oci_spec::image::MediaType::ImageLayer);
+                        if uncompressed && layer.digest().as_ref() != diff_id.as_str() {
+                            problems.push(problem(format!(
+                                "uncompressed layer {} does not match diff_id {diff_id}",
+                                layer.digest()
+                            )));
+                        }
+                    }
+                }
+                Err(e) => problems.push(Problem {
+                    path: self.blob_path(&config_digest),
+                    digest: Some(config_digest.clone()),
+                    message: error_chain(&e),
+                }),
+            }
+        }
+    }
+}
+
+fn rehash(digest: &Digest, path: &PathBuf) -> (u64, Option<Problem>) {
+    let result = fs::File::open(path).and_then(|mut file| {
+        let mut hasher = Hasher::new();
+        io::copy(&mut file, &mut hasher)?;
+        Ok(hasher.finish())
+    });
+    match result {
+        Ok((actual, size)) if &actual == digest => (size, None),
+        Ok((actual, size)) => (
+            size,
+            Some(Problem {
+                path: path.clone(),
+                digest: Some(digest.clone()),
+                message: format!("content hashes to {actual}: the blob is corrupt"),
+            }),
+        ),
+        Err(e) => (
+            0,
+            Some(Problem {
+                path: path.clone(),
+                digest: Some(digest.clone()),
+                message: format!("failed to read blob: {e}"),
+            }),
+        ),
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -1,0 +1,843 @@
+//! The store directory: opening and locking it, content-addressed blobs, and the cache index.
+//!
+//! Layout (see `../shared/DESIGN.md`, "The store"):
+//! ```text
+//! oci-layout, index.json  an OCI image layout; tags are annotations in index.json
+//! blobs/sha256/<hex>      content-addressed, read-only once committed
+//! cache/<key>.json        cache key -> small JSON record (written by the builder)
+//! tmp/                    same filesystem as blobs/: every write lands here first
+//! lock                    flock: shared while a Store is open, exclusive for prune/fsck
+//! index.lock              flock: exclusive around each read-modify-write of index.json
+//! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
+//! ```
+//! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
+//! instant leaves either the old file or the new one (catalogue R1). Blob writes need no
+//! lock beyond the shared one: two writers of one blob write identical bytes and the last
+//! rename wins (R3). A [`Store`] holds its `lock` for its whole life, so prune, which takes
+//! it exclusively, never runs while a load or build is between writing blobs and naming
+//! them in the index.
+//!
+//! Deliberately not here: tags and images (`index.rs`), prune/fsck (`gc.rs`), archives
+//! (`archive.rs`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::image::{Descriptor, MediaType};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::digest::{Digest, Hasher};
+use super::error::{Result, StoreError};
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Largest JSON document (manifest, index, config, cache record) read into memory.
+pub const MAX_DOCUMENT_SIZE: u64 = 16 << 20;
+
+/// How a [`Store`] holds the store lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Reading, loading, building: many processes at once.
+    Shared,
+    /// Prune and fsck: nobody else has the store open.
+    Exclusive,
+}
+
+/// An open store. Holds the store lock until dropped.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    mode: LockMode,
+    _lock: Flock<File>,
+}
+
+/// A committed blob: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl Blob {
+    /// An OCI descriptor for this blob.
+    pub fn descriptor(&self, media_type: MediaType) -> Descriptor {
+        Descriptor::new(media_type, self.size, self.digest.to_oci())
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` with a shared lock.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(root, LockMode::Shared)
+    }
+
+    /// Opens the store with the exclusive lock, waiting for every other user to finish
+    /// (including other `Store`s of this process: drop them first).
+    pub fn open_exclusive(root: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(root, LockMode::Exclusive)
+    }
+
+    /// Opens the store in `mode`, waiting for the lock.
+    pub fn open_with(root: impl AsRef<Path>, mode: LockMode) -> Result<Store> {
+        match Store::open_inner(root.as_ref(), mode, true)? {
+            Some(store) => Ok(store),
+            None => Err(StoreError::Lock {
+                path: root.as_ref().join("lock"),
+                source: Errno::EWOULDBLOCK,
+            }),
+        }
+    }
+
+    /// Opens the store in `mode` if the lock is free now; `None` when another process holds
+    /// it in a conflicting mode (so a caller can say it is waiting before it waits).
+    pub fn try_open_with(root: impl AsRef<Path>, mode: LockMode) -> Result<Option<Store>> {
+        Store::open_inner(root.as_ref(), mode, false)
+    }
+
+    fn open_inner(root: &Path, mode: LockMode, wait: bool) -> Result<Option<Store>> {
+        let root = root.to_path_buf();
+        for dir in [
+            root.join("blobs/sha256"),
+            root.join("tmp"),
+            root.join("cache"),
+        ] {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io("create directory", &dir, e))?;
+        }
+        let lock_path = root.join("lock");
+        let lock = lock_file(&lock_path)?;
+        let lock_error = |source| StoreError::Lock {
+            path: lock_path.clone(),
+            source,
+        };
+        // If nobody else has the store open, whatever is in tmp/ was left by a killed
+        // process: remove it now (R1), then settle into the mode we were asked for.
+        let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                clean_dir(&root.join("tmp"))?;
+                if mode == LockMode::Shared {
+                    lock.relock(FlockArg::LockShared).map_err(lock_error)?;
+                }
+                lock
+            }
+            Err((file, Errno::EWOULDBLOCK)) => {
+                let arg = match (mode, wait) {
+                    (LockMode::Shared, true) => FlockArg::LockShared,
+                    (LockMode::Shared, false) => FlockArg::LockSharedNonblock,
+                    (LockMode::Exclusive, true) => FlockArg::LockExclusive,
+                    (LockMode::Exclusive, false) => return Ok(None),
+                };
+                match Flock::lock(file, arg) {
+                    Ok(lock) => lock,
+                    Err((_, Errno::EWOULDBLOCK)) if !wait => return Ok(None),
+                    Err((_, source)) => return Err(lock_error(source)),
+                }
+            }
+            Err((_, source)) => return Err(lock_error(source)),
+        };
+        let store = Store {
+            root,
+            mode,
+            _lock: lock,
+        };
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            store.write_atomic(&layout, OCI_LAYOUT)?;
+        }
+        store.ensure_index()?;
+        Ok(Some(store))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
+
+    pub(crate) fn require_exclusive(&self, action: &'static str) -> Result<()> {
+        match self.mode {
+            LockMode::Exclusive => Ok(()),
+            LockMode::Shared => Err(StoreError::NeedsExclusive { action }),
+        }
+    }
+
+    /// Where a blob lives; built only from a parsed digest.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// The size of a stored blob, or `None` when it is absent.
+    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("inspect blob", path, e)),
+        }
+    }
+
+    /// A writer that streams a new blob into `tmp/`, hashing as it goes.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let (file, path) = create_temp(&self.tmp_dir(), "blob")?;
+        Ok(BlobWriter {
+            store: self,
+            file: Some(BufWriter::with_capacity(256 << 10, file)),
+            path,
+            hasher: Hasher::new(),
+            expected: None,
+        })
+    }
+
+    /// Writes a small blob from memory.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Blob> {
+        let mut writer = self.blob_writer()?;
+        writer
+            .write_all(bytes)
+            .map_err(|e| StoreError::io("write a blob into", writer.dir(), e))?;
+        writer.commit()
+    }
+
+    /// Opens a blob for reading; the reader fails at EOF unless the content matches.
+    pub fn open_blob(&self, digest: &Digest) -> Result<VerifiedReader> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingBlob {
+                    digest: digest.clone(),
+                    path,
+                })
+            }
+            Err(e) => return Err(StoreError::io("open blob", path, e)),
+        };
+        Ok(VerifiedReader {
+            file,
+            digest: digest.clone(),
+            path,
+            hasher: Some(Hasher::new()),
+            expected_size: None,
+        })
+    }
+
+    /// Like [`Store::open_blob`], also checking the descriptor's size up front and while
+    /// reading.
+    pub fn open_descriptor(&self, descriptor: &Descriptor) -> Result<VerifiedReader> {
+        let digest = descriptor_digest(descriptor, "descriptor")?;
+        let mut reader = self.open_blob(&digest)?;
+        let actual = reader
+            .file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect blob", &reader.path, e))?
+            .len();
+        if actual != descriptor.size() {
+            return Err(StoreError::WrongSize {
+                digest,
+                expected: descriptor.size(),
+                actual,
+                path: reader.path,
+            });
+        }
+        reader.expected_size = Some(descriptor.size());
+        Ok(reader)
+    }
+
+    /// Reads a whole (small) blob into memory, verified.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut reader = self.open_blob(digest)?;
+        let len = reader
+            .file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect blob", &reader.path, e))?
+            .len();
+        if len > MAX_DOCUMENT_SIZE {
+            return Err(StoreError::document(
+                format!("blob {digest}"),
+                format!("{len} bytes is too large for a JSON document"),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        let path = reader.path.clone();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io("read blob", path, e))?;
+        Ok(bytes)
+    }
+
+    /// Replaces `dest` atomically: temp file in `tmp/`, fsync, rename, fsync of the directory.
+    pub(crate) fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let (mut file, temp) = create_temp(&self.tmp_dir(), "meta")?;
+        let guard = RemoveOnDrop(Some(temp.clone()));
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| StoreError::io("write", dest, e))?;
+        drop(file);
+        fault_point("meta-before-rename");
+        rename_durable(&temp, dest)?;
+        guard.disarm();
+        fault_point("meta-after-rename");
+        Ok(())
+    }
+
+    fn record_path(&self, key: &str) -> Result<PathBuf> {
+        if !is_cache_key(key) {
+            return Err(StoreError::BadCacheKey {
+                key: key.chars().take(80).collect(),
+            });
+        }
+        Ok(self.cache_dir().join(format!("{key}.json")))
+    }
+
+    /// Stores a cache record: `json` (any JSON document, kept byte for byte) under `key`,
+    /// depending on `blobs`. The blobs must already be in the store (metadata is written
+    /// after the data it names); a record whose blobs are later pruned reads as absent.
+    pub fn put_record(&self, key: &str, json: &[u8], blobs: &[Digest]) -> Result<()> {
+        let path = self.record_path(key)?;
+        for digest in blobs {
+            if !self.has_blob(digest) {
+                return Err(StoreError::MissingBlob {
+                    digest: digest.clone(),
+                    path: self.blob_path(digest),
+                });
+            }
+        }
+        let text = std::str::from_utf8(json)
+            .map_err(|e| StoreError::document(format!("cache record {key}"), e.to_string()))?;
+        let record: &RawValue = serde_json::from_str(text)
+            .map_err(|e| StoreError::json(format!("cache record {key}"), e))?;
+        let envelope = RecordRef {
+            blobs: blobs.to_vec(),
+            record,
+        };
+        let bytes = serde_json::to_vec(&envelope)
+            .map_err(|e| StoreError::json(format!("cache record {key}"), e))?;
+        self.write_atomic(&path, &bytes)
+    }
+
+    /// Reads a cache record. `None` when there is none, or when a blob it depends on is gone.
+    pub fn get_record(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.record_path(key)?;
+        let Some(record) = read_record(&path)? else {
+            return Ok(None);
+        };
+        if record.blobs.iter().any(|d| !self.has_blob(d)) {
+            return Ok(None);
+        }
+        Ok(Some(record.record.get().as_bytes().to_vec()))
+    }
+}
+
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    blobs: Vec<Digest>,
+    record: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Record {
+    pub(crate) blobs: Vec<Digest>,
+    pub(crate) record: Box<RawValue>,
+}
+
+/// Reads and parses a cache record file; `None` when absent.
+pub(crate) fn read_record(path: &Path) -> Result<Option<Record>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read cache record", path, e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StoreError::json(format!("cache record {}", path.display()), e))
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9._:-]{0,199}`: never `.`, `..` or a path separator.
+fn is_cache_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && key.len() <= 200
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+pub(crate) fn descriptor_digest(descriptor: &Descriptor, what: &str) -> Result<Digest> {
+    Digest::from_oci(descriptor.digest()).map_err(|source| StoreError::BadDigest {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+fn lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::io("open lock file", path, e))
+}
+
+/// Takes an exclusive flock on `path` (created if needed) for the guard's lifetime.
+pub(crate) fn lock_exclusive(path: &Path) -> Result<Flock<File>> {
+    let file = lock_file(path)?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, source)| StoreError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Removes everything inside `dir` (stale temp files); returns how many entries went.
+pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
+    let entries = fs::read_dir(dir).map_err(|e| StoreError::io("read directory", dir, e))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("read directory", dir, e))?;
+        let path = entry.path();
+        let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove stale temp file", path, e)),
+        }
+    }
+    Ok(removed)
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Creates a new file with a unique name in `dir` (O_EXCL, so never someone else's).
+pub(crate) fn create_temp(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    loop {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{prefix}-{}-{n}-{nanos}", std::process::id()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+        {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(StoreError::io("create temp file", path, e)),
+        }
+    }
+}
+
+/// Renames `from` over `to` and fsyncs `to`'s directory so the rename survives a crash.
+pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| StoreError::io("rename into place", to, e))?;
+    match to.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("sync directory", dir, e))
+}
+
+/// Crash-test hook (catalogue R1, FX-kill): with `KILN_FAULT=<name>` in the environment the
+/// process aborts at the named point, as a `kill -9` there would. Points: `blob-before-rename`,
+/// `blob-after-rename`, `meta-before-rename`, `meta-after-rename` (index.json, cache records).
+fn fault_point(name: &str) {
+    if std::env::var_os("KILN_FAULT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// Removes a temp file on drop unless disarmed.
+pub(crate) struct RemoveOnDrop(pub(crate) Option<PathBuf>);
+
+impl RemoveOnDrop {
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Streams a new blob into the store. Bytes are hashed as they are written; [`commit`]
+/// fsyncs, names the file by its digest and makes it read-only. Dropping the writer
+/// without committing removes the temp file.
+///
+/// [`commit`]: BlobWriter::commit
+pub struct BlobWriter<'s> {
+    store: &'s Store,
+    file: Option<BufWriter<File>>,
+    path: PathBuf,
+    hasher: Hasher,
+    expected: Option<Digest>,
+}
+
+impl BlobWriter<'_> {
+    /// Makes [`BlobWriter::commit`] fail unless the content hashes to `digest`.
+    pub fn expect(&mut self, digest: Digest) {
+        self.expected = Some(digest);
+    }
+
+    /// The temp file being written (for error messages).
+    pub fn temp_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory the blob is written in (named by errors: the temp file is gone by
+    /// the time the user reads them).
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(&self.path)
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+
+    /// Makes the blob durable under `blobs/sha256/<hex>` and returns its digest and size.
+    ///
+    /// When the blob already exists the new copy still replaces it (atomically, with the
+    /// same content), which also repairs a blob that was corrupted on disk.
+    pub fn commit(mut self) -> Result<Blob> {
+        let Some(writer) = self.file.take() else {
+            return Err(StoreError::io(
+                "commit blob",
+                &self.path,
+                io::Error::other("writer already finished"),
+            ));
+        };
+        let file = writer
+            .into_inner()
+            .map_err(|e| StoreError::io("write a blob into", self.dir(), e.into_error()))?;
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| StoreError::io("write a blob into", self.dir(), e))?;
+        drop(file);
+        let (digest, size) = std::mem::take(&mut self.hasher).finish();
+        if let Some(expected) = self.expected.take() {
+            if expected != digest {
+                return Err(StoreError::UnexpectedDigest {
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
+        let dest = self.store.blob_path(&digest);
+        fault_point("blob-before-rename");
+        rename_durable(&self.path, &dest)?;
+        // Renamed: nothing left for Drop to clean up.
+        self.path = PathBuf::new();
+        fault_point("blob-after-rename");
+        Ok(Blob { digest, size })
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::other("blob writer already committed"));
+        };
+        match file.write(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                Ok(n)
+            }
+            Err(e) => Err(wrap_io("write a blob into", self.dir(), e)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(file) => file
+                .flush()
+                .map_err(|e| wrap_io("write a blob into", self.dir(), e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        // Close before unlinking; the data is garbage either way.
+        self.file = None;
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Wraps an I/O error so that it carries the path through `std::io` plumbing (tar,
+/// io::copy) and comes out as a [`StoreError`] naming it.
+pub(crate) fn wrap_io(action: &'static str, path: &Path, e: io::Error) -> io::Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<StoreError>()) {
+        return e;
+    }
+    io::Error::new(e.kind(), StoreError::io(action, path, e))
+}
+
+/// Reads a blob and checks, at EOF, that it hashes to its digest (and has the expected
+/// size). A mismatch is an `InvalidData` error wrapping [`StoreError::Corrupt`]: callers
+/// must treat everything they derived from the stream as void until EOF was reached.
+pub struct VerifiedReader {
+    file: File,
+    digest: Digest,
+    path: PathBuf,
+    hasher: Option<Hasher>,
+    expected_size: Option<u64>,
+}
+
+impl VerifiedReader {
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self, error: StoreError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(0);
+        };
+        let n = self
+            .file
+            .read(buf)
+            .map_err(|e| wrap_io("read blob", &self.path, e))?;
+        if n > 0 {
+            hasher.update(&buf[..n]);
+            if let Some(expected) = self.expected_size.filter(|&s| hasher.len() > s) {
+                let actual = hasher.len();
+                return Err(self.fail(StoreError::WrongSize {
+                    digest: self.digest.clone(),
+                    expected,
+                    actual,
+                    path: self.path.clone(),
+                }));
+            }
+            return Ok(n);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(0);
+        };
+        let (actual, len) = hasher.finish();
+        if let Some(expected) = self.expected_size.filter(|&s| s != len) {
+            return Err(self.fail(StoreError::WrongSize {
+                digest: self.digest.clone(),
+                expected,
+                actual: len,
+                path: self.path.clone(),
+            }));
+        }
+        if actual != self.digest {
+            return Err(self.fail(StoreError::Corrupt {
+                digest: self.digest.clone(),
+                actual,
+                path: self.path.clone(),
+            }));
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_and_writers_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>() {}
+        assert_send_sync::<Store>();
+        assert_send::<BlobWriter<'static>>();
+        assert_send::<VerifiedReader>();
+    }
+
+    #[test]
+    fn committed_blob_is_named_by_its_digest_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"hello").unwrap();
+        let blob = w.commit().unwrap();
+        assert_eq!(blob.digest, Digest::of(b"hello"));
+        assert_eq!(blob.size, 5);
+        let path = store.blob_path(&blob.digest);
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_writer_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+        assert!(!store.has_blob(&Digest::of(b"half")));
+    }
+
+    #[test]
+    fn commit_refuses_unexpected_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.expect(Digest::of(b"other"));
+        w.write_all(b"data").unwrap();
+        assert!(matches!(
+            w.commit(),
+            Err(StoreError::UnexpectedDigest { .. })
+        ));
+        assert!(!store.has_blob(&Digest::of(b"data")));
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reader_names_a_corrupt_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blob = store.put_blob(b"hello world").unwrap();
+        let path = store.blob_path(&blob.digest);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, b"hellO world").unwrap();
+        let err = store.read_blob(&blob.digest).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains(blob.digest.as_str()), "{err}");
+    }
+
+    #[test]
+    fn rewriting_a_blob_repairs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blob = store.put_blob(b"hello world").unwrap();
+        let path = store.blob_path(&blob.digest);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, b"hellO world").unwrap();
+        store.put_blob(b"hello world").unwrap();
+        assert_eq!(store.read_blob(&blob.digest).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn records_round_trip_and_vanish_with_their_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blob = store.put_blob(b"layer").unwrap();
+        let json = br#"{ "b": 1,  "a": [true] }"#;
+        store
+            .put_record("abc123", json, std::slice::from_ref(&blob.digest))
+            .unwrap();
+        assert_eq!(store.get_record("abc123").unwrap().unwrap(), json);
+        assert_eq!(store.get_record("nope").unwrap(), None);
+        fs::remove_file(store.blob_path(&blob.digest)).unwrap();
+        assert_eq!(store.get_record("abc123").unwrap(), None);
+    }
+
+    #[test]
+    fn records_refuse_path_like_keys_and_missing_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for key in ["", "..", "../x", "a/b", ".hidden", "a\0b"] {
+            assert!(matches!(
+                store.put_record(key, b"{}", &[]),
+                Err(StoreError::BadCacheKey { .. })
+            ));
+        }
+        assert!(matches!(
+            store.put_record("k", b"{}", &[Digest::of(b"absent")]),
+            Err(StoreError::MissingBlob { .. })
+        ));
+        assert!(store.put_record("k", b"{not json", &[]).is_err());
+    }
+
+    #[test]
+    fn opening_an_idle_store_removes_stale_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        fs::write(dir.path().join("tmp/.blob-1-2-3"), b"partial").unwrap();
+        let _store = Store::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn exclusive_open_does_not_wait_when_asked_not_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Store::open(dir.path()).unwrap();
+        assert!(Store::try_open_with(dir.path(), LockMode::Exclusive)
+            .unwrap()
+            .is_none());
+        assert!(Store::try_open_with(dir.path(), LockMode::Shared)
+            .unwrap()
+            .is_some());
+        drop(shared);
+        let exclusive = Store::try_open_with(dir.path(), LockMode::Exclusive).unwrap();
+        assert!(exclusive.is_some());
+        assert!(Store::try_open_with(dir.path(), LockMode::Shared)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn busy_store_keeps_temp_files_of_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let w = {
+            let mut w = first.blob_writer().unwrap();
+            w.write_all(b"in flight").unwrap();
+            w
+        };
+        let _second = Store::open(dir.path()).unwrap();
+        assert!(w.temp_path().exists());
+        w.commit().unwrap();
+    }
+}
