@@ -96,6 +96,9 @@ pub struct LintArgs {
     /// Report ignore pragmas that suppress nothing.
     #[arg(long)]
     pub warn_unused_ignores: bool,
+    /// Also check RUN scripts with the `shellcheck` binary (SCxxxx findings).
+    #[arg(long)]
+    pub shellcheck: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -240,6 +243,12 @@ fn load_config(args: &LintArgs) -> Result<(Config, Option<String>), ConfigError>
         .experimental
         .extend(args.experimental.iter().cloned());
     config.warn_unused_ignores = args.warn_unused_ignores;
+    if args.shellcheck {
+        config.shellcheck = crate::lint::shell::shellcheck::is_available();
+        if !config.shellcheck {
+            eprintln!("kiln: skipped ShellCheck: the `shellcheck` binary is not installed");
+        }
+    }
     Ok((config, format))
 }
 

@@ -70,6 +70,8 @@ pub struct Config {
     pub experimental: Vec<String>,
     /// Report ignore pragmas that suppress nothing (`--warn-unused-ignores`).
     pub warn_unused_ignores: bool,
+    /// Also check RUN scripts with the `shellcheck` binary (`--shellcheck`).
+    pub shellcheck: bool,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             disable_ignore_pragma: false,
             experimental: Vec::new(),
             warn_unused_ignores: false,
+            shellcheck: false,
         }
     }
 }

@@ -11,8 +11,12 @@ use crate::expand::Lexer;
 use crate::ignore::IgnoreMatcher;
 use crate::syntax::{Dockerfile, Instruction, InstructionKind, SourceFile, Span};
 
+use std::cell::OnceCell;
+use std::sync::Arc;
+
 use super::config::Config;
 use super::rule::RuleMeta;
+use super::shell::{self, Script};
 use super::Finding;
 
 /// One instruction as a rule sees it.
@@ -47,6 +51,8 @@ pub struct LintContext<'a> {
     rule: &'static RuleMeta,
     refs: Vec<InstructionRef<'a>>,
     findings: Vec<Finding>,
+    /// RUN scripts parsed once per file, shared by every RUN rule.
+    scripts: OnceCell<Arc<[Option<Arc<Script>>]>>,
 }
 
 impl<'a> LintContext<'a> {
@@ -66,6 +72,7 @@ impl<'a> LintContext<'a> {
             rule: &super::rules::parse_error::ParseError::META,
             refs: instruction_refs(dockerfile),
             findings: Vec::new(),
+            scripts: OnceCell::new(),
         }
     }
 
@@ -122,6 +129,24 @@ impl<'a> LintContext<'a> {
     /// Like [`instructions`](Self::instructions) without ONBUILD triggers.
     pub fn top_level(&self) -> impl Iterator<Item = InstructionRef<'a>> + '_ {
         self.refs.iter().copied().filter(|r| !r.onbuild)
+    }
+
+    /// Every RUN run by a POSIX shell, with its parsed script, in
+    /// [`instructions`](Self::instructions) order (ONBUILD triggers included).
+    pub fn run_scripts(&self) -> Vec<(InstructionRef<'a>, Arc<Script>)> {
+        let scripts = self.scripts.get_or_init(|| {
+            let refs: Vec<_> = self
+                .refs
+                .iter()
+                .map(|r| (r.instruction, r.onbuild))
+                .collect();
+            shell::parse_runs(&self.source.text, self.graph, &refs).into()
+        });
+        self.refs
+            .iter()
+            .zip(scripts.iter())
+            .filter_map(|(r, s)| Some((*r, s.clone()?)))
+            .collect()
     }
 
     /// Number of stages (FROM instructions).

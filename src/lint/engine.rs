@@ -103,7 +103,16 @@ pub fn lint_in_context(
         cx.set_rule(rule.meta());
         rule.check(&mut cx);
     }
-    let raw = cx.into_findings();
+    let mut raw = cx.into_findings();
+    if config.shellcheck {
+        // ShellCheck finds what the native SC rules find, and more: keep its
+        // findings only. A failed run leaves the native ones (the CLI checks
+        // that the binary exists before asking for it).
+        if let Ok(found) = super::shell::shellcheck::check_file(source, df) {
+            raw.retain(|f| !f.code.starts_with("SC"));
+            raw.extend(found);
+        }
+    }
 
     let pragmas = suppress::pragmas(source, df);
     let (mut findings, used) = suppress::apply(raw, &pragmas, df, !config.disable_ignore_pragma);

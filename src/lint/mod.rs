@@ -18,6 +18,7 @@ pub mod fix;
 pub mod output;
 pub mod rule;
 pub mod rules;
+pub mod shell;
 pub mod suppress;
 
 #[cfg(test)]

@@ -28,7 +28,16 @@
 //!    and for a fix, that the fixed text re-lints clean.
 
 pub mod add_instead_of_copy;
+pub mod apk_no_cache;
+pub mod apk_pin;
+pub mod apt_get_pin;
+pub mod apt_get_yes;
+pub mod apt_lists_cleanup;
+pub mod apt_no_recommends;
+pub mod apt_not_apt_get;
 pub mod arg_not_in_stage;
+pub mod cd_in_run;
+pub mod consecutive_runs;
 pub mod consistent_instruction_casing;
 pub mod copy_all_before_install;
 pub mod copy_dest_slash;
@@ -37,6 +46,9 @@ pub mod copy_from_self;
 pub mod copy_from_unknown_stage;
 pub mod copy_ignored_file;
 pub mod copy_relative_without_workdir;
+pub mod dnf_clean;
+pub mod dnf_pin;
+pub mod dnf_yes;
 pub mod duplicate_stage_name;
 pub mod env_self_reference;
 pub mod expose_invalid_format;
@@ -44,6 +56,7 @@ pub mod expose_port_range;
 pub mod expose_proto_casing;
 pub mod from_as_casing;
 pub mod from_platform_const;
+pub mod gem_pin;
 pub mod healthcheck_missing;
 pub mod helpers;
 pub mod inline_ignore_pragma;
@@ -71,19 +84,39 @@ pub mod multiple_entrypoint;
 pub mod multiple_healthcheck;
 pub mod no_empty_continuation;
 pub mod non_numeric_user;
+pub mod npm_pin;
 pub mod onbuild_forbidden;
 pub mod parse_error;
+pub mod pip_no_cache_dir;
+pub mod pip_pin;
+pub mod pipefail;
+pub mod pointless_command;
 pub mod redundant_target_platform;
 pub mod reserved_stage_name;
+pub mod run_common;
+pub mod sc2046_unquoted_command_substitution;
+pub mod sc2086_unquoted_expansion;
+pub mod sc2155_declare_and_assign;
 pub mod secrets_in_arg_env;
 pub mod stage_name_casing;
+pub mod sudo_in_run;
 pub mod trusted_registry;
 pub mod undefined_arg_in_from;
 pub mod undefined_var;
 pub mod untagged_image;
 pub mod unused_ignore;
 pub mod unused_stage;
+pub mod wget_and_curl;
+pub mod wget_progress;
 pub mod workdir_relative;
+pub mod yarn_cache_clean;
+pub mod yum_clean;
+pub mod yum_pin;
+pub mod yum_yes;
+pub mod zypper_clean;
+pub mod zypper_dist_upgrade;
+pub mod zypper_non_interactive;
+pub mod zypper_pin;
 
 use super::rule::Rule;
 
@@ -141,6 +174,38 @@ pub static RULES: &[&dyn Rule] = &[
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
     &unused_ignore::UnusedIgnore,
+    &sc2155_declare_and_assign::DeclareAndAssign,
+    &sc2046_unquoted_command_substitution::UnquotedCommandSubstitution,
+    &sc2086_unquoted_expansion::UnquotedExpansion,
+    &pipefail::Pipefail,
+    &wget_and_curl::WgetAndCurl,
+    &yarn_cache_clean::YarnCacheClean,
+    &consecutive_runs::ConsecutiveRuns,
+    &wget_progress::WgetProgress,
+    &zypper_dist_upgrade::ZypperDistUpgrade,
+    &zypper_pin::ZypperPin,
+    &dnf_pin::DnfPin,
+    &yum_pin::YumPin,
+    &zypper_clean::ZypperClean,
+    &dnf_clean::DnfClean,
+    &yum_clean::YumClean,
+    &zypper_non_interactive::ZypperNonInteractive,
+    &dnf_yes::DnfYes,
+    &yum_yes::YumYes,
+    &gem_pin::GemPin,
+    &apk_no_cache::ApkNoCache,
+    &apk_pin::ApkPin,
+    &npm_pin::NpmPin,
+    &pip_no_cache_dir::PipNoCacheDir,
+    &pip_pin::PipPin,
+    &apt_no_recommends::AptNoRecommends,
+    &apt_get_yes::AptGetYes,
+    &apt_lists_cleanup::AptListsCleanup,
+    &apt_get_pin::AptGetPin,
+    &apt_not_apt_get::AptNotAptGet,
+    &sudo_in_run::SudoInRun,
+    &cd_in_run::CdInRun,
+    &pointless_command::PointlessCommand,
     &unused_stage::UnusedStage,
     &arg_not_in_stage::ArgNotInStage,
     &copy_all_before_install::CopyAllBeforeInstall,

@@ -1,0 +1,95 @@
+//! DL3041: Reports packages installed with `dnf install` without a version (`package-version`).
+
+#[allow(unused_imports)]
+use super::run_common::*;
+use crate::declare_rule;
+#[allow(unused_imports)]
+use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports packages installed with `dnf install` without a version (`package-
+    /// version`).
+    ///
+    /// ## Why is this bad?
+    /// An unpinned package resolves to whatever the repository holds at build time,
+    /// so the same Dockerfile can produce different images.
+    ///
+    /// ## Example
+    /// ```dockerfile
+    /// FROM fedora:40
+    /// RUN dnf install -y httpd && dnf clean all
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```dockerfile
+    /// FROM fedora:40
+    /// RUN dnf install -y httpd-2.4.62 && dnf clean all
+    /// ```
+    ///
+    /// ## References
+    /// - [hadolint DL3041](https://github.com/hadolint/hadolint/wiki/DL3041)
+    pub struct DnfPin {
+        code: "DL3041",
+        name: "dnf-pin",
+        hadolint: Some("DL3041"),
+        buildkit: None,
+        category: "pinning",
+        severity: Severity::Warning,
+        fix: None,
+        experimental: false,
+    }
+}
+
+impl Rule for DnfPin {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &mut LintContext<'_>) {
+        for (_, script) in runs(cx, true) {
+            let spans: Vec<_> = unpinned(&script, &["dnf", "microdnf"], &[], |p: &str| {
+                has_rpm_version(p)
+            })
+            .into_iter()
+            .map(|w| w.span)
+            .collect();
+            for span in spans {
+                cx.report(
+                    span,
+                    "Specify version with `dnf install -y <package>-<version>`.",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+
+    #[test]
+    fn unpinned_packages_are_reported_at_their_words() {
+        let text = "FROM fedora:40\nRUN dnf install -y httpd && dnf clean all\n";
+        let f = assert_fires(&DnfPin, text);
+        assert_eq!(f.len(), 1);
+        assert_fires(&DnfPin, "FROM a\nONBUILD RUN dnf install -y x\n");
+    }
+
+    #[test]
+    fn dashed_names_without_a_version_are_unpinned() {
+        let text = "FROM a\nRUN dnf install -y shadow-utils-4.9 python3-pip\n";
+        let f = assert_fires(&DnfPin, text);
+        assert_eq!(spans(text, &f), ["python3-pip"]);
+    }
+
+    #[test]
+    fn pinned_packages_are_silent() {
+        assert_silent(
+            &DnfPin,
+            "FROM fedora:40\nRUN dnf install -y httpd-2.4.62 && dnf clean all\n",
+        );
+    }
+}
