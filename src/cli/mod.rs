@@ -4,6 +4,7 @@
 //! typed errors; here they become text, JSON or miette reports, and an exit code.
 
 mod dag;
+pub mod explain;
 pub mod parse;
 
 use std::io::IsTerminal;
@@ -34,8 +35,8 @@ pub enum Command {
     Lint,
     /// Build an image from a Dockerfile.
     Build,
-    /// Explain which instruction produced which layer.
-    Explain,
+    /// Explain which instruction produced which layer, what it holds, and wasted space.
+    Explain(explain::ExplainArgs),
     #[command(flatten)]
     Image(images::ImageCommand),
 }
@@ -78,7 +79,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Parse(args) => parse::run(&args),
         Command::Image(command) => images::run(&cli.store, command),
-        Command::Lint | Command::Build | Command::Explain => {
+        Command::Explain(args) => explain::run(&cli.store, &args),
+        Command::Lint | Command::Build => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
         }
