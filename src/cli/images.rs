@@ -220,7 +220,7 @@ fn print_table(rows: &[Vec<String>]) {
 }
 
 /// Docker's decimal units: `4.26MB`.
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
     let mut unit = 0;

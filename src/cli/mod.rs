@@ -4,6 +4,7 @@
 //! typed errors; here they become text, JSON or miette reports, and an exit code.
 
 mod dag;
+pub mod explain;
 pub mod lint;
 pub mod parse;
 
@@ -35,8 +36,8 @@ pub enum Command {
     Lint(Box<lint::LintArgs>),
     /// Build an image from a Dockerfile.
     Build,
-    /// Explain which instruction produced which layer.
-    Explain,
+    /// Explain which instruction produced which layer, what it holds, and wasted space.
+    Explain(explain::ExplainArgs),
     #[command(flatten)]
     Image(images::ImageCommand),
 }
@@ -80,7 +81,8 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => parse::run(&args),
         Command::Image(command) => images::run(&cli.store, command),
         Command::Lint(args) => lint::run(&args),
-        Command::Build | Command::Explain => {
+        Command::Explain(args) => explain::run(&cli.store, &args),
+        Command::Build => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
         }
