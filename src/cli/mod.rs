@@ -3,6 +3,7 @@
 //! This is the only module that prints. Library modules return values and
 //! typed errors; here they become text, JSON or miette reports, and an exit code.
 
+pub mod build;
 mod dag;
 pub mod parse;
 
@@ -33,7 +34,7 @@ pub enum Command {
     /// Lint Dockerfiles.
     Lint,
     /// Build an image from a Dockerfile.
-    Build,
+    Build(build::BuildArgs),
     /// Explain which instruction produced which layer.
     Explain,
     #[command(flatten)]
@@ -78,7 +79,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Parse(args) => parse::run(&args),
         Command::Image(command) => images::run(&cli.store, command),
-        Command::Lint | Command::Build | Command::Explain => {
+        Command::Build(args) => build::run(&cli.store, &args),
+        Command::Lint | Command::Explain => {
             eprintln!("kiln: not implemented yet");
             ExitCode::from(2)
         }
