@@ -266,10 +266,6 @@ fn changed_file_invalidates_from_its_copy_on_and_no_cache_rebuilds() {
 
     let third = steps(&build_ok(&root, &ctx, &["--no-cache"]));
     assert!(third.iter().all(|(_, cached)| !cached), "{third:?}");
-
-    // The build record says why the step missed.
-    let store = kiln::image::Store::open(&root).unwrap();
-    let _ = store;
 }
 
 #[test]
@@ -433,4 +429,43 @@ fn oci_and_docker_outputs_load_back_and_skopeo_reads_them() {
     } else {
         eprintln!("skipped: skopeo inspect (skopeo is not installed)");
     }
+}
+
+#[test]
+fn onbuild_triggers_of_the_base_run_after_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        "FROM scratch AS parent\nONBUILD COPY hook.txt /hook.txt\n\nFROM parent\nLABEL child=1\n",
+        &[("hook.txt", "hooked")],
+    );
+    let out_dir = dir.path().join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    build_ok(&root, &ctx, &["-t", "child:1", "-o", &spec]);
+    assert_eq!(
+        fs::read_to_string(out_dir.join("hook.txt")).unwrap(),
+        "hooked"
+    );
+    let config = config_of(&root, "child:1");
+    assert!(
+        config["config"]["OnBuild"].is_null(),
+        "triggers are not inherited"
+    );
+}
+
+#[test]
+fn copy_from_an_image_in_the_store_and_target_selects_a_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_base(dir.path());
+    let ctx = context(
+        dir.path(),
+        "FROM scratch AS one\nCOPY --from=base:1 /bin/hello /hello\n\nFROM scratch\nCOPY missing /x\n",
+        &[],
+    );
+    let out_dir = dir.path().join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    build_ok(&root, &ctx, &["--target", "one", "-o", &spec]);
+    let hello = fs::metadata(out_dir.join("hello")).unwrap();
+    assert_eq!(hello.permissions().mode() & 0o777, 0o755);
 }
