@@ -469,3 +469,60 @@ fn copy_from_an_image_in_the_store_and_target_selects_a_stage() {
     let hello = fs::metadata(out_dir.join("hello")).unwrap();
     assert_eq!(hello.permissions().mode() & 0o777, 0o755);
 }
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, body) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o640);
+        header.set_uid(7);
+        header.set_gid(8);
+        header.set_entry_type(tar::EntryType::Regular);
+        // set_path refuses `..`; write the raw name to build hostile archives.
+        let raw = &mut header.as_old_mut().name;
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, *body).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn add_extracts_a_local_gzip_tar_into_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(dir.path(), "FROM scratch\nADD pkg.tar.gz /opt/pkg/\n", &[]);
+    fs::write(
+        ctx.join("pkg.tar.gz"),
+        gzip(&tar_of(&[("./bin/tool", b"T"), ("share/doc", b"D")])),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    build_ok(&root, &ctx, &["-o", &spec]);
+    assert_eq!(
+        fs::read_to_string(out_dir.join("opt/pkg/bin/tool")).unwrap(),
+        "T"
+    );
+    let doc = fs::metadata(out_dir.join("opt/pkg/share/doc")).unwrap();
+    assert_eq!(doc.permissions().mode() & 0o777, 0o640);
+    if is_root() {
+        assert_eq!((doc.uid(), doc.gid()), (7, 8), "ADD keeps the tar's owners");
+    }
+}
+
+#[test]
+fn add_refuses_a_tar_member_that_climbs_out_of_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(dir.path(), "FROM scratch\nADD evil.tar /opt/\n", &[]);
+    fs::write(ctx.join("evil.tar"), tar_of(&[("../../etc/passwd", b"x")])).unwrap();
+    let out = build(&root, &ctx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("leaves the destination"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -970,13 +970,17 @@ fn run_instruction_inner(
                         })?
                 };
                 inputs.sources.insert("context".into(), hash.digest);
-                if is_add && plan.entries().len() == 1 && is_tar_name(&plan.entries()[0].source) {
-                    return Err(BuildError::Unsupported {
-                        line,
-                        message: "ADD of a local tar archive is not supported yet".into(),
-                    });
+                let single_tar = is_add
+                    && plan.entries().len() == 1
+                    && plan.entries()[0].kind == super::context::EntryKind::File
+                    && is_tar_name(&plan.entries()[0].source);
+                if single_tar {
+                    let source = shared.context.root().join(&plan.entries()[0].source);
+                    inputs.flags.insert("unpack".into(), "true".into());
+                    CopySource::Tar(source)
+                } else {
+                    CopySource::Context(Box::new(plan))
                 }
-                CopySource::Context(Box::new(plan))
             };
             layer_step = Some(LayerJob::Copy {
                 sources,
@@ -1130,6 +1134,8 @@ enum CopySource {
     Context(Box<super::context::CopyPlan>),
     Layers(Vec<Descriptor>),
     Heredoc(Vec<(String, String)>),
+    /// ADD of a local tar archive: extracted into the destination directory.
+    Tar(PathBuf),
 }
 
 enum LayerJob {
@@ -1322,6 +1328,11 @@ fn run_layer_job(
                 CopySource::Heredoc(docs) => {
                     return copy_heredocs(shared, state, line, &docs, &dest, options);
                 }
+                CopySource::Tar(path) => {
+                    // A tar keeps its own owners unless --chown says otherwise.
+                    options.owner = chown.as_ref().map(|_| owner);
+                    return add_tar(shared, state, line, &path, &dest, options);
+                }
             };
             let paths = path_set(shared, state, line)?;
             let top = plan
@@ -1408,6 +1419,172 @@ fn copy_heredocs(
                 body.len() as u64,
                 &mut Cursor::new(body.as_bytes()),
             )?;
+        }
+        Ok(())
+    })?;
+    Ok(Some(record))
+}
+
+/// One member of a tar that ADD extracts, held in memory to be sorted.
+struct TarMember {
+    path: String,
+    kind: TarKind,
+    meta: EntryMeta,
+}
+
+enum TarKind {
+    File(Vec<u8>),
+    Dir,
+    Symlink(String),
+    Hardlink(String),
+}
+
+/// Normalises a member name under `dest`; `None` for names that would leave
+/// it (`..` climbing above `dest`) or name `dest` itself.
+fn tar_member_path(dest: &str, raw: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dest.split('/').filter(|p| !p.is_empty()).collect();
+    let floor = parts.len();
+    for comp in raw.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if parts.len() == floor {
+                    return None;
+                }
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    (parts.len() > floor).then(|| parts.join("/"))
+}
+
+/// ADD of a local tar (plain, gzip or zstd): its members go under `dest`
+/// with the same path safety as layer extraction.
+#[allow(clippy::too_many_lines)]
+fn add_tar(
+    shared: &Shared<'_>,
+    state: &mut StageState,
+    line: usize,
+    path: &std::path::Path,
+    dest: &str,
+    options: LayerOptions,
+) -> Result<Option<LayerRecord>, BuildError> {
+    use std::io::Read as _;
+    let io_err = |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let refuse = |what: &str, raw: &str| BuildError::Unsupported {
+        line,
+        message: format!(
+            "ADD {}: {what} {raw:?} leaves the destination",
+            path.display()
+        ),
+    };
+    let mut magic = [0u8; 4];
+    let n = fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(io_err)?;
+    let file = fs::File::open(path).map_err(io_err)?;
+    let reader: Box<dyn std::io::Read> = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err)?)
+        }
+        _ => Box::new(file),
+    };
+    let dest_dir = dest.trim_matches('/').to_owned();
+    // Later members win, as when a tar is extracted in order.
+    let mut by_path: BTreeMap<String, TarMember> = BTreeMap::new();
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(member) = tar_member_path(&dest_dir, &raw) else {
+            if raw.trim_matches(|c| c == '/' || c == '.').is_empty() {
+                continue;
+            }
+            return Err(refuse("member", &raw));
+        };
+        let header = entry.header();
+        let meta = EntryMeta {
+            mode: header.mode().unwrap_or(0o644) & 0o7777,
+            uid: header
+                .uid()
+                .ok()
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(0),
+            gid: header
+                .gid()
+                .ok()
+                .and_then(|g| u32::try_from(g).ok())
+                .unwrap_or(0),
+            mtime: header
+                .mtime()
+                .ok()
+                .and_then(|m| i64::try_from(m).ok())
+                .unwrap_or(0),
+        };
+        let entry_type = header.entry_type();
+        let link = entry
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let kind = if entry_type.is_dir() {
+            TarKind::Dir
+        } else if entry_type.is_symlink() {
+            TarKind::Symlink(link)
+        } else if entry_type.is_hard_link() {
+            match tar_member_path(&dest_dir, &link) {
+                Some(t) => TarKind::Hardlink(t),
+                None => return Err(refuse("hard link", &raw)),
+            }
+        } else if entry_type.is_file() {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(io_err)?;
+            TarKind::File(data)
+        } else {
+            continue;
+        };
+        by_path.insert(
+            member.clone(),
+            TarMember {
+                path: member,
+                kind,
+                meta,
+            },
+        );
+    }
+    let paths = path_set(shared, state, line)?;
+    let mut dirs = BTreeSet::new();
+    for m in by_path.values() {
+        for d in missing_dirs(paths, &parent_of(&m.path)) {
+            if !by_path.contains_key(&d) {
+                dirs.insert(d);
+            }
+        }
+    }
+    let mut all: Vec<TarMember> = dirs
+        .into_iter()
+        .map(|d| TarMember {
+            path: d,
+            kind: TarKind::Dir,
+            meta: dir_meta(0, 0),
+        })
+        .chain(by_path.into_values())
+        .collect();
+    all.sort_by(|a, b| path_order(&a.path, &b.path));
+    let record = write_layer(shared, line, options, |w| {
+        for m in &all {
+            match &m.kind {
+                TarKind::Dir => w.append_dir(&m.path, &m.meta)?,
+                TarKind::Symlink(t) => w.append_symlink(&m.path, &m.meta, t)?,
+                TarKind::Hardlink(t) => w.append_hardlink(&m.path, &m.meta, t)?,
+                TarKind::File(data) => {
+                    w.append_file(&m.path, &m.meta, data.len() as u64, &mut Cursor::new(data))?;
+                }
+            }
         }
         Ok(())
     })?;
