@@ -1,11 +1,12 @@
 //! `kiln build`: flags, running the executor, rendering its progress.
 //!
 //! Progress events arrive over a channel from the executor's threads and are
-//! rendered on this thread: plain lines (`#N ...`, BuildKit-like, for CI and
-//! for now also on a tty), or one JSON object per line (`--progress=json`).
+//! rendered on one thread: a live indicatif view on a terminal (one line per
+//! running step, then CACHED or DONE with its time), plain lines (`#N ...`,
+//! BuildKit-like) for CI logs, or one JSON object per line (`--progress=json`).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -249,6 +250,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
+    let tty = match mode {
+        Some(Progress::Tty) => true,
+        Some(Progress::Auto) => std::io::stderr().is_terminal(),
+        _ => false,
+    };
+    if tty {
+        render_tty(rx);
+        return;
+    }
     let mut names: BTreeMap<usize, String> = BTreeMap::new();
     let stderr = std::io::stderr();
     for event in rx {
@@ -273,5 +283,51 @@ fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
             Event::Log { id, line } => writeln!(out, "#{id} {line}"),
             Event::Warning { message } => writeln!(out, "WARNING: {message}"),
         };
+    }
+}
+
+/// The live view: a spinner per running step, replaced by its outcome.
+fn render_tty(rx: &mpsc::Receiver<Event>) {
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{spinner} {prefix} {wide_msg} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let mut bars: BTreeMap<usize, ProgressBar> = BTreeMap::new();
+    for event in rx {
+        match event {
+            Event::Started { id, stage, name } => {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("#{id} [{stage}]"));
+                bar.set_message(name);
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bars.insert(id, bar);
+            }
+            Event::Cached { id } => {
+                if let Some(bar) = bars.remove(&id) {
+                    bar.finish_with_message(format!("{} CACHED", bar.message()));
+                }
+            }
+            Event::Done { id, millis } => {
+                if let Some(bar) = bars.remove(&id) {
+                    bar.finish_with_message(format!(
+                        "{} DONE {:.1}s",
+                        bar.message(),
+                        millis as f64 / 1000.0
+                    ));
+                }
+            }
+            Event::Failed { id, error } => {
+                if let Some(bar) = bars.remove(&id) {
+                    bar.abandon_with_message(format!("{} ERROR: {error}", bar.message()));
+                }
+            }
+            Event::Log { line, .. } => {
+                let _ = multi.println(line);
+            }
+            Event::Warning { message } => {
+                let _ = multi.println(format!("WARNING: {message}"));
+            }
+        }
     }
 }
