@@ -526,3 +526,64 @@ fn add_refuses_a_tar_member_that_climbs_out_of_the_destination() {
         stderr(&out)
     );
 }
+
+#[test]
+fn umoci_unpacks_the_oci_output_with_modes_and_owners() {
+    if !have("umoci") {
+        eprintln!("skipped: umoci is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        "FROM scratch\nCOPY --chmod=750 --chown=5:6 a.txt /x/a.txt\n",
+        &[("a.txt", "A")],
+    );
+    let oci = dir.path().join("o.tar");
+    build_ok(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "u:1",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+        ],
+    );
+    let layout = dir.path().join("layout");
+    fs::create_dir_all(&layout).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&oci)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bundle = dir.path().join("bundle");
+    let mut cmd = Command::new("umoci");
+    if !is_root() {
+        cmd.arg("--rootless");
+    }
+    let out = cmd
+        .args(["unpack", "--image"])
+        .arg(format!("{}:1", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = bundle.join("rootfs/x/a.txt");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "A");
+    let meta = fs::metadata(&file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o750);
+    let parent = fs::metadata(bundle.join("rootfs/x")).unwrap();
+    assert_eq!(
+        parent.permissions().mode() & 0o777,
+        0o755,
+        "created parents stay 0755"
+    );
+    if is_root() {
+        assert_eq!((meta.uid(), meta.gid()), (5, 6));
+    }
+}

@@ -1343,6 +1343,16 @@ fn run_layer_job(
             if let Some(first) = plan.entries().first() {
                 parents.retain(|p| *p != first.dest);
             }
+            // The layer writer forces --chmod on every directory; parents
+            // created for the destination must stay 0755, so a COPY of files
+            // only (the common case) leaves directory modes alone.
+            if !plan
+                .entries()
+                .iter()
+                .any(|e| e.kind == super::context::EntryKind::Dir)
+            {
+                options.dir_mode = None;
+            }
             let record = write_layer(shared, line, options, |w| {
                 let meta = dir_meta(owner.0, owner.1);
                 for d in &parents {
