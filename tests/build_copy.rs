@@ -587,3 +587,60 @@ fn umoci_unpacks_the_oci_output_with_modes_and_owners() {
         assert_eq!((meta.uid(), meta.gid()), (5, 6));
     }
 }
+
+/// Serves `body` to every request on a loopback port, for `count` requests.
+fn serve(body: &'static [u8], count: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn add_url_downloads_with_checksum_and_refuses_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let base = serve(b"payload\n", 2);
+    let good = sha256(b"payload\n");
+    let ctx = context(
+        dir.path(),
+        &format!("FROM scratch\nADD --checksum={good} {base}/files/pkg.txt /dl/\n"),
+        &[],
+    );
+    let out_dir = dir.path().join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    build_ok(&root, &ctx, &["-o", &spec]);
+    let file = out_dir.join("dl/pkg.txt");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "payload\n");
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let bad = sha256(b"something else");
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD --checksum={bad} {base}/files/pkg.txt /dl/\n"),
+    )
+    .unwrap();
+    let out = build(&root, &ctx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--checksum wants"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -144,6 +144,12 @@ pub enum BuildError {
         #[source]
         source: Box<RootfsError>,
     },
+    #[error("failed to download at line {line}")]
+    Fetch {
+        line: usize,
+        #[source]
+        source: Box<super::fetch::FetchError>,
+    },
     #[error("failed to use the store")]
     Store(#[source] Box<StoreError>),
     #[error("failed to read the build context {}", path.display())]
@@ -910,10 +916,17 @@ fn run_instruction_inner(
                     message: "COPY --exclude is not supported yet".into(),
                 });
             }
-            if checksum.is_some() || sources.iter().any(|s| s.contains("://")) {
+            let urls = sources.iter().any(|s| s.contains("://"));
+            if urls && (!is_add || sources.len() != 1) {
                 return Err(BuildError::Unsupported {
                     line,
-                    message: "ADD of a URL is not supported yet".into(),
+                    message: "a URL source needs ADD with that one source".into(),
+                });
+            }
+            if checksum.is_some() && !urls {
+                return Err(BuildError::Unsupported {
+                    line,
+                    message: "ADD --checksum is supported for URL sources only".into(),
                 });
             }
             let from = f.from.as_ref().map(|w| w.text.clone());
@@ -935,7 +948,32 @@ fn run_instruction_inner(
                     (h.name.clone(), body)
                 })
                 .collect();
-            let source = if !heredocs.is_empty() {
+            let source = if urls {
+                let url = sources[0].clone();
+                let bytes = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
+                    line,
+                    source: Box::new(source),
+                })?;
+                if let Some(expected) = &checksum {
+                    super::fetch::verify(&url, expected, &bytes).map_err(|source| {
+                        BuildError::Fetch {
+                            line,
+                            source: Box::new(source),
+                        }
+                    })?;
+                }
+                // The bytes decide the cache hit, as BuildKit re-checks URLs.
+                inputs.sources.insert(
+                    "url".into(),
+                    format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                );
+                let name = if dest.ends_with('/') {
+                    super::fetch::file_name(&url)
+                } else {
+                    String::new()
+                };
+                CopySource::Url(name, bytes)
+            } else if !heredocs.is_empty() {
                 let mut h = Sha256::new();
                 for (name, body) in &heredocs {
                     h.update((name.len() as u64).to_le_bytes());
@@ -1136,6 +1174,8 @@ enum CopySource {
     Heredoc(Vec<(String, String)>),
     /// ADD of a local tar archive: extracted into the destination directory.
     Tar(PathBuf),
+    /// ADD of a URL: the file name under a directory destination, the bytes.
+    Url(String, Vec<u8>),
 }
 
 enum LayerJob {
@@ -1326,7 +1366,21 @@ fn run_layer_job(
                     (&plan_holder, &from_ctx)
                 }
                 CopySource::Heredoc(docs) => {
-                    return copy_heredocs(shared, state, line, &docs, &dest, options);
+                    let docs: Vec<(String, Vec<u8>)> =
+                        docs.into_iter().map(|(n, b)| (n, b.into_bytes())).collect();
+                    return copy_files(shared, state, line, &docs, &dest, options);
+                }
+                CopySource::Url(name, bytes) => {
+                    // Docker gives downloaded files mode 0600 unless --chmod.
+                    let mode = options.file_mode.unwrap_or(0o600);
+                    options.file_mode = Some(mode);
+                    let file = if name.is_empty() {
+                        "download".to_owned()
+                    } else {
+                        name
+                    };
+                    let docs = [(file, bytes)];
+                    return copy_files(shared, state, line, &docs, &dest, options);
                 }
                 CopySource::Tar(path) => {
                     // A tar keeps its own owners unless --chown says otherwise.
@@ -1380,16 +1434,20 @@ fn run_step(line: usize) -> Result<Option<LayerRecord>, BuildError> {
     Err(BuildError::RunUnsupported { line })
 }
 
-fn copy_heredocs(
+/// Writes in-memory files (heredoc bodies, a download) to `dest`: a file
+/// path for one source, a directory for several or when it ends with `/`.
+fn copy_files(
     shared: &Shared<'_>,
     state: &mut StageState,
     line: usize,
-    docs: &[(String, String)],
+    docs: &[(String, Vec<u8>)],
     dest: &str,
-    options: LayerOptions,
+    mut options: LayerOptions,
 ) -> Result<Option<LayerRecord>, BuildError> {
+    // Created parent directories stay 0755 whatever --chmod says.
+    options.dir_mode = None;
     let dest_dir = dest.ends_with('/');
-    let mut files: Vec<(String, &str)> = docs
+    let mut files: Vec<(String, &[u8])> = docs
         .iter()
         .map(|(name, body)| {
             let path = if dest_dir || docs.len() > 1 {
@@ -1397,7 +1455,7 @@ fn copy_heredocs(
             } else {
                 dest.trim_matches('/').to_owned()
             };
-            (path.trim_start_matches('/').to_owned(), body.as_str())
+            (path.trim_start_matches('/').to_owned(), body.as_slice())
         })
         .collect();
     files.sort_by(|a, b| path_order(&a.0, &b.0));
@@ -1423,12 +1481,7 @@ fn copy_heredocs(
                 gid,
                 mtime,
             };
-            w.append_file(
-                path,
-                &meta,
-                body.len() as u64,
-                &mut Cursor::new(body.as_bytes()),
-            )?;
+            w.append_file(path, &meta, body.len() as u64, &mut Cursor::new(body))?;
         }
         Ok(())
     })?;

@@ -4,12 +4,14 @@
 //! stat index); [`layer`] is the deterministic streaming layer writer;
 //! [`executor`] runs the stages a target needs, with [`cache`] keys and
 //! records, [`config`] the image config document, [`rootfs`] reading image
-//! filesystems out of layers, and [`output`] the `--output` exporters.
+//! filesystems out of layers, [`fetch`] `ADD <url>` downloads, and
+//! [`output`] the `--output` exporters.
 
 pub mod cache;
 pub mod config;
 pub mod context;
 pub mod executor;
+pub mod fetch;
 pub mod layer;
 pub mod output;
 pub mod rootfs;
