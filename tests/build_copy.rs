@@ -644,3 +644,24 @@ fn add_url_downloads_with_checksum_and_refuses_a_mismatch() {
         stderr(&out)
     );
 }
+
+#[test]
+fn copy_exclude_leaves_out_matching_files_and_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        "FROM scratch\nCOPY --exclude=*.log --exclude=skip src/ /app/\n",
+        &[
+            ("src/keep.txt", "k"),
+            ("src/debug.log", "l"),
+            ("src/skip/x.txt", "x"),
+            ("src/d/y.txt", "y"),
+        ],
+    );
+    let out_dir = dir.path().join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    build_ok(&root, &ctx, &["-o", &spec]);
+    let got: Vec<String> = tree(&out_dir).into_keys().collect();
+    assert_eq!(got, ["app", "app/d", "app/d/y.txt", "app/keep.txt"]);
+}

@@ -910,11 +910,12 @@ fn run_instruction_inner(
                     message: "COPY --parents is not supported yet".into(),
                 });
             }
-            if !f.exclude.is_empty() {
-                return Err(BuildError::Unsupported {
-                    line,
-                    message: "COPY --exclude is not supported yet".into(),
-                });
+            let mut excludes = Vec::new();
+            for w in &f.exclude {
+                excludes.push(x.word(w)?);
+            }
+            if !excludes.is_empty() {
+                inputs.flags.insert("exclude".into(), excludes.join("\n"));
             }
             let urls = sources.iter().any(|s| s.contains("://"));
             if urls && (!is_add || sources.len() != 1) {
@@ -992,13 +993,33 @@ fn run_instruction_inner(
                 inputs.sources.insert("from".into(), key);
                 CopySource::Layers(layers)
             } else {
-                let plan = shared
+                let mut plan = shared
                     .context
                     .plan_copy(&sources, &dest)
                     .map_err(|source| BuildError::Context {
                         line,
                         source: Box::new(source),
                     })?;
+                if !excludes.is_empty() {
+                    // Patterns match the path under the source (BuildKit) or
+                    // under the context root, with .dockerignore syntax.
+                    let matcher =
+                        IgnoreMatcher::new(&excludes).map_err(|e| BuildError::Unsupported {
+                            line,
+                            message: format!("bad --exclude pattern: {e}"),
+                        })?;
+                    let prefixes: Vec<String> = sources
+                        .iter()
+                        .map(|s| format!("{}/", s.trim_matches('/').trim_start_matches("./")))
+                        .collect();
+                    plan.retain(|e| {
+                        let under = prefixes
+                            .iter()
+                            .find_map(|p| e.source.strip_prefix(p.as_str()))
+                            .unwrap_or(&e.source);
+                        !matcher.is_excluded(&e.source) && !matcher.is_excluded(under)
+                    });
+                }
                 let hash = {
                     let mut index = shared.index.lock().map_err(|_| BuildError::Panicked)?;
                     plan.content_hash(&shared.context, Some(&mut index))
