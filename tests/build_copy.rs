@@ -596,8 +596,15 @@ fn serve(body: &'static [u8], count: usize) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(count) {
             let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
+            // Read the whole request head before answering.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
             let _ = write!(
                 stream,
                 "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",

@@ -69,11 +69,14 @@ pub fn fetch(url: &str) -> Result<Vec<u8>, FetchError> {
     let timeout = Some(Duration::from_secs(60));
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
-    write!(
-        stream,
+    // One write: a request split over segments can race a server that
+    // answers after its first read and closes (a reset loses the reply).
+    let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: kiln\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| fail(e.to_string()))?;
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
     let mut response = Vec::new();
     stream
         .take(MAX_DOWNLOAD + 64 * 1024)
