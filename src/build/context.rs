@@ -214,6 +214,11 @@ impl CopyPlan {
         &self.entries
     }
 
+    /// Keeps only the entries `keep` accepts (`COPY --exclude`).
+    pub fn retain(&mut self, keep: impl FnMut(&ContextEntry) -> bool) {
+        self.entries.retain(keep);
+    }
+
     /// Sum of regular file sizes.
     #[must_use]
     pub fn file_bytes(&self) -> u64 {

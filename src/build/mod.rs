@@ -1,8 +1,20 @@
-//! build: turning a build graph and a context into image layers.
+//! build: turning a build graph and a context into an image.
 //!
-//! So far: [`context`] (COPY source selection, `.dockerignore`, content
-//! hashes and the stat index) and [`layer`] (the deterministic streaming
-//! layer writer). The executor lands beside them.
+//! [`context`] selects COPY sources (`.dockerignore`, content hashes, the
+//! stat index); [`layer`] is the deterministic streaming layer writer;
+//! [`executor`] runs the stages a target needs, with [`cache`] keys and
+//! records, [`config`] the image config document, [`rootfs`] reading image
+//! filesystems out of layers, [`fetch`] `ADD <url>` downloads, and
+//! [`output`] the `--output` exporters.
 
+pub mod cache;
+pub mod config;
 pub mod context;
+pub mod executor;
+pub mod fetch;
 pub mod layer;
+pub mod output;
+pub mod rootfs;
+
+pub use executor::{build, unused_build_args, BuildError, BuildOutput, BuildRequest, Event};
+pub use output::{export, Output, OutputError};

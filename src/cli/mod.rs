@@ -3,6 +3,7 @@
 //! This is the only module that prints. Library modules return values and
 //! typed errors; here they become text, JSON or miette reports, and an exit code.
 
+pub mod build;
 mod dag;
 pub mod explain;
 pub mod lint;
@@ -35,7 +36,7 @@ pub enum Command {
     /// Lint Dockerfiles.
     Lint(Box<lint::LintArgs>),
     /// Build an image from a Dockerfile.
-    Build,
+    Build(build::BuildArgs),
     /// Explain which instruction produced which layer, what it holds, and wasted space.
     Explain(explain::ExplainArgs),
     #[command(flatten)]
@@ -82,9 +83,6 @@ pub fn main() -> ExitCode {
         Command::Image(command) => images::run(&cli.store, command),
         Command::Lint(args) => lint::run(&args),
         Command::Explain(args) => explain::run(&cli.store, &args),
-        Command::Build => {
-            eprintln!("kiln: not implemented yet");
-            ExitCode::from(2)
-        }
+        Command::Build(args) => build::run(&cli.store, &args),
     }
 }

@@ -377,6 +377,34 @@ impl Store {
         descriptor_digest(&manifest, "manifest descriptor")
     }
 
+    /// [`Store::put_image`] for a config given as JSON bytes, kept byte for byte: the
+    /// builder writes Docker's config extensions (`Healthcheck`, `OnBuild`, `Shell`) that
+    /// the OCI config type would drop. The bytes must parse as an image config whose
+    /// `rootfs.diff_ids` match `layers`.
+    pub fn put_image_json(
+        &self,
+        config: &[u8],
+        layers: &[Descriptor],
+        tags: &[Reference],
+    ) -> Result<Digest> {
+        let parsed: ImageConfiguration =
+            serde_json::from_slice(config).map_err(|e| StoreError::json("image config", e))?;
+        if parsed.rootfs().diff_ids().len() != layers.len() {
+            return Err(StoreError::document(
+                "image config",
+                format!(
+                    "rootfs.diff_ids has {} entries for {} layers",
+                    parsed.rootfs().diff_ids().len(),
+                    layers.len()
+                ),
+            ));
+        }
+        let config_blob = self.put_blob(config)?;
+        let manifest = self.write_manifest(&config_blob, layers.to_vec())?;
+        self.set_tags(&manifest, tags)?;
+        descriptor_digest(&manifest, "manifest descriptor")
+    }
+
     /// Every tag (and untagged image) in the store, sorted by name.
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
         let mut out = Vec::new();

@@ -25,7 +25,7 @@ pub use error::{Result, StoreError};
 pub use gc::{error_chain, FsckReport, Problem, PruneOptions, PruneReport};
 pub use index::{canonical_json, Image, ImageSummary, Removed, IMAGE_NAME, REF_NAME};
 pub use reference::{Reference, ReferenceError};
-pub use store::{Blob, BlobWriter, LockMode, Store, VerifiedReader, MAX_DOCUMENT_SIZE};
+pub use store::{Blob, BlobSink, BlobWriter, LockMode, Store, VerifiedReader, MAX_DOCUMENT_SIZE};
 
 /// The store location: `$KILN_ROOT` is handled by the CLI; this is the default under the
 /// user's data directory (`$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`).

@@ -212,6 +212,47 @@ impl Store {
         })
     }
 
+    /// A blob sink that owns its temp file (no borrow of the store), for writers that
+    /// move it to another thread, like the build's layer writer. The caller computes the
+    /// digest while streaming and names it in [`Store::commit_sink`].
+    pub fn blob_sink(&self) -> Result<BlobSink> {
+        let (file, path) = create_temp(&self.tmp_dir(), "blob")?;
+        Ok(BlobSink {
+            file: Some(BufWriter::with_capacity(256 << 10, file)),
+            path,
+        })
+    }
+
+    /// Makes a [`BlobSink`] durable as the blob `digest` (the caller hashed the bytes it
+    /// wrote; they are not hashed a second time here).
+    pub fn commit_sink(&self, mut sink: BlobSink, digest: &Digest) -> Result<Blob> {
+        let dir = self.tmp_dir();
+        let Some(writer) = sink.file.take() else {
+            return Err(StoreError::io(
+                "commit blob",
+                &sink.path,
+                io::Error::other("sink already finished"),
+            ));
+        };
+        let file = writer
+            .into_inner()
+            .map_err(|e| StoreError::io("write a blob into", &dir, e.into_error()))?;
+        let size = file
+            .metadata()
+            .map_err(|e| StoreError::io("write a blob into", &dir, e))?
+            .len();
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| StoreError::io("write a blob into", &dir, e))?;
+        drop(file);
+        rename_durable(&sink.path, &self.blob_path(digest))?;
+        sink.path = PathBuf::new();
+        Ok(Blob {
+            digest: digest.clone(),
+            size,
+        })
+    }
+
     /// Writes a small blob from memory.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Blob> {
         let mut writer = self.blob_writer()?;
@@ -597,6 +638,35 @@ impl Write for BlobWriter<'_> {
 impl Drop for BlobWriter<'_> {
     fn drop(&mut self) {
         // Close before unlinking; the data is garbage either way.
+        self.file = None;
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A temp blob file owned by its writer; see [`Store::blob_sink`]. Dropped without
+/// [`Store::commit_sink`], the temp file is removed.
+pub struct BlobSink {
+    file: Option<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl Write for BlobSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.as_mut() {
+            Some(file) => file.write(buf),
+            None => Err(io::Error::other("blob sink already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Drop for BlobSink {
+    fn drop(&mut self) {
         self.file = None;
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);

@@ -1,0 +1,1843 @@
+//! The executor: runs the stages a target needs and names the image.
+//!
+//! [`build`] parses nothing itself: it takes a parsed [`Dockerfile`], builds
+//! the stage graph, prunes it to the target, and runs stages in waves: every
+//! stage whose dependencies are done runs, up to `jobs` at once, each on its
+//! own thread; steps inside a stage run in order. Each step computes its
+//! cache key first ([`super::cache`]); a key with a record in the store is a
+//! hit (its layer is reused, nothing is written), otherwise the step runs and
+//! records what it did. Progress goes out as [`Event`]s over a channel.
+//!
+//! Step kinds: FROM (scratch, an image in the store, an earlier stage; then
+//! the base's ONBUILD triggers), COPY/ADD (context, `--from`, heredocs),
+//! WORKDIR (a layer only when it creates the directory), metadata
+//! instructions (config + an `empty_layer` history entry) and RUN, whose
+//! execution is [`run_step`]: the one place the sandbox plugs in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use oci_spec::image::{Descriptor, MediaType};
+use sha2::{Digest as _, Sha256};
+
+use super::cache::{
+    diff_inputs, record_name, source_record_name, BuildRecord, BuildStep, KeyInputs, LayerRecord,
+    StepRecord, CACHE_VERSION,
+};
+use super::config::{rfc3339, History, ImageConfig};
+use super::context::{BuildContext, ContextError, StatIndex};
+use super::layer::{
+    path_order, write_copy_layer, Compression, EntryMeta, LayerError, LayerInfo, LayerOptions,
+    LayerWriter,
+};
+use super::rootfs::{self, PathKind, PathSet, RootfsError};
+use crate::dag::{self, Base, BuildGraph, BuildOptions, Platform, Scope, StageScope};
+use crate::expand::Lexer;
+use crate::ignore::IgnoreMatcher;
+use crate::image::{canonical_json, Digest, Reference, Store, StoreError};
+use crate::syntax::{
+    Command, Dockerfile, Healthcheck, Instruction, InstructionKind, Keyword, Word,
+};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// Where the Dockerfile came from (a path, or `-`), for records and messages.
+    pub dockerfile_name: String,
+    /// The context directory.
+    pub context: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub platform: Platform,
+    /// `--label`s, applied to the final image.
+    pub labels: BTreeMap<String, String>,
+    pub tags: Vec<Reference>,
+    /// Stages run at once.
+    pub jobs: usize,
+    /// `SOURCE_DATE_EPOCH`: clamps mtimes and sets `created`.
+    pub source_date_epoch: Option<i64>,
+    pub compression: Compression,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The manifest digest (the image id in the store).
+    pub digest: Digest,
+    pub steps: usize,
+    pub cached: usize,
+}
+
+/// Progress, sent as it happens. `id` numbers steps in the order they start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        id: usize,
+        stage: String,
+        name: String,
+    },
+    Cached {
+        id: usize,
+    },
+    Done {
+        id: usize,
+        millis: u64,
+    },
+    Failed {
+        id: usize,
+        error: String,
+    },
+    Log {
+        id: usize,
+        line: String,
+    },
+    Warning {
+        message: String,
+    },
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("failed to resolve the stage graph: {0}")]
+    Graph(String),
+    #[error("failed to find base image {name:?} in the store")]
+    BaseImage {
+        name: String,
+        help: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("failed to expand {text:?}")]
+    Expand {
+        text: String,
+        line: usize,
+        #[source]
+        source: Box<dag::WordError>,
+    },
+    #[error("failed to run line {line}: RUN needs the sandbox (not merged yet)")]
+    RunUnsupported { line: usize },
+    #[error("failed to run line {line}: {message}")]
+    Unsupported { line: usize, message: String },
+    #[error("failed to copy at line {line}")]
+    Context {
+        line: usize,
+        #[source]
+        source: Box<ContextError>,
+    },
+    #[error("failed to write the layer of line {line}")]
+    Layer {
+        line: usize,
+        #[source]
+        source: Box<LayerError>,
+    },
+    #[error("failed to read an image filesystem at line {line}")]
+    Rootfs {
+        line: usize,
+        #[source]
+        source: Box<RootfsError>,
+    },
+    #[error("failed to download at line {line}")]
+    Fetch {
+        line: usize,
+        #[source]
+        source: Box<super::fetch::FetchError>,
+    },
+    #[error("failed to use the store")]
+    Store(#[source] Box<StoreError>),
+    #[error("failed to read the build context {}", path.display())]
+    Ignore {
+        path: PathBuf,
+        #[source]
+        source: crate::ignore::IgnoreError,
+    },
+    #[error("failed to prepare {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to build: a stage thread panicked")]
+    Panicked,
+}
+
+impl From<StoreError> for BuildError {
+    fn from(e: StoreError) -> Self {
+        BuildError::Store(Box::new(e))
+    }
+}
+
+impl BuildError {
+    /// Help text to show under the error, when the user can act.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            BuildError::BaseImage { help, .. } => Some(help.clone()),
+            BuildError::RunUnsupported { .. } => {
+                Some("RUN is executed by the sandbox, which is a separate piece of work".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A layer of an image being built.
+#[derive(Debug, Clone)]
+struct LayerRef {
+    descriptor: Descriptor,
+    diff_id: String,
+}
+
+/// A stage's state as it is built; its final value is the stage's result.
+#[derive(Debug, Clone)]
+struct StageState {
+    config: ImageConfig,
+    layers: Vec<LayerRef>,
+    /// Key of the last step (what a dependant chains on).
+    key: String,
+    paths: Option<(usize, PathSet)>,
+}
+
+impl StageState {
+    fn descriptors(&self) -> Vec<Descriptor> {
+        self.layers.iter().map(|l| l.descriptor.clone()).collect()
+    }
+}
+
+struct Shared<'a> {
+    store: &'a Store,
+    request: &'a BuildRequest,
+    df: &'a Dockerfile,
+    graph: &'a BuildGraph,
+    context: BuildContext,
+    index: Mutex<StatIndex>,
+    events: Sender<Event>,
+    next_id: Mutex<usize>,
+    results: Mutex<BTreeMap<usize, Arc<StageState>>>,
+    steps: Mutex<Vec<BuildStep>>,
+    previous: BTreeMap<(usize, usize), String>,
+    line_of: Vec<usize>,
+    scratch_dirs: Mutex<Vec<PathBuf>>,
+}
+
+/// The build args a Dockerfile declares nowhere (Docker warns about them),
+/// predefined proxy args aside.
+pub fn unused_build_args(df: &Dockerfile, args: &BTreeMap<String, String>) -> Vec<String> {
+    const PREDEFINED: [&str; 8] = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "FTP_PROXY",
+        "ftp_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ];
+    let mut declared = BTreeSet::new();
+    let mut visit = |i: &Instruction| {
+        if let InstructionKind::Arg(decls) = &i.kind {
+            for d in decls {
+                declared.insert(d.name.text.clone());
+            }
+        }
+    };
+    for i in &df.instructions {
+        visit(i);
+    }
+    args.keys()
+        .filter(|k| !declared.contains(k.as_str()) && !PREDEFINED.contains(&k.as_str()))
+        .filter(|k| !k.starts_with("BUILDKIT_") && !is_automatic(k))
+        .cloned()
+        .collect()
+}
+
+fn is_automatic(name: &str) -> bool {
+    name.starts_with("TARGET") || name.starts_with("BUILD")
+}
+
+/// Builds `df` and stores the image (tagged with `request.tags`).
+///
+/// # Errors
+/// Any step's failure, with the line it came from.
+pub fn build(
+    store: &Store,
+    df: &Dockerfile,
+    text: &str,
+    request: &BuildRequest,
+    events: Sender<Event>,
+) -> Result<BuildOutput, BuildError> {
+    let started = Instant::now();
+    let options = BuildOptions {
+        build_args: request.build_args.clone(),
+        build_platform: Platform::host(),
+        target_platform: request.platform.clone(),
+        target: request.target.clone(),
+    };
+    let out = dag::build_graph(df, &options);
+    if let Some(err) = out.errors.first() {
+        return Err(BuildError::Graph(err.to_string()));
+    }
+    let graph = out.graph;
+    let needed = graph
+        .prune(request.target.as_deref())
+        .map_err(|e| BuildError::Graph(e.to_string()))?;
+    let target = graph
+        .target(request.target.as_deref())
+        .map_err(|e| BuildError::Graph(e.to_string()))?
+        .index;
+
+    let context_dir = &request.context;
+    let ignore_path = if request.dockerfile_name == "-" {
+        None
+    } else {
+        Some(PathBuf::from(&request.dockerfile_name))
+    };
+    let ignore = IgnoreMatcher::load(context_dir, ignore_path.as_deref()).map_err(|source| {
+        BuildError::Ignore {
+            path: context_dir.clone(),
+            source,
+        }
+    })?;
+    let context = BuildContext::new(context_dir, ignore).map_err(|source| BuildError::Context {
+        line: 0,
+        source: Box::new(source),
+    })?;
+    let index = StatIndex::load(&store.root().join("context-index"), context.root());
+
+    let source_name = source_record_name(
+        &absolute(&request.dockerfile_name),
+        &context.root().display().to_string(),
+        request.target.as_deref(),
+    );
+    let previous = previous_keys(store, &source_name);
+    let line_of = line_starts(text);
+
+    let shared = Shared {
+        store,
+        request,
+        df,
+        graph: &graph,
+        context,
+        index: Mutex::new(index),
+        events,
+        next_id: Mutex::new(0),
+        results: Mutex::new(BTreeMap::new()),
+        steps: Mutex::new(Vec::new()),
+        previous,
+        line_of,
+        scratch_dirs: Mutex::new(Vec::new()),
+    };
+    let result = run_stages(&shared, &needed);
+    for dir in shared
+        .scratch_dirs
+        .lock()
+        .map(|d| d.clone())
+        .unwrap_or_default()
+    {
+        let _ = fs::remove_dir_all(dir);
+    }
+    result?;
+    if let Ok(mut index) = shared.index.lock() {
+        // Only a cache: failing to save it costs a re-hash next time.
+        let _ = index.save();
+    }
+
+    let final_state = shared
+        .results
+        .lock()
+        .map_err(|_| BuildError::Panicked)?
+        .get(&target)
+        .cloned()
+        .ok_or(BuildError::Panicked)?;
+    let mut config = final_state.config.clone();
+    if !request.labels.is_empty() {
+        let labels = config.config.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &request.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    config.created = config
+        .history
+        .iter()
+        .rev()
+        .find_map(|h| h.created.clone())
+        .or_else(|| Some(created_now(request)));
+    config.rootfs.diff_ids = final_state
+        .layers
+        .iter()
+        .map(|l| l.diff_id.clone())
+        .collect();
+    let bytes = canonical_json(&config, "image config")?;
+    let digest = store.put_image_json(&bytes, &final_state.descriptors(), &request.tags)?;
+
+    let steps = shared
+        .steps
+        .into_inner()
+        .map_err(|_| BuildError::Panicked)?;
+    let cached = steps.iter().filter(|s| s.cached).count();
+    let record = BuildRecord {
+        version: CACHE_VERSION,
+        image: digest.to_string(),
+        dockerfile: absolute(&request.dockerfile_name),
+        context: shared.context.root().display().to_string(),
+        target: request.target.clone(),
+        duration_ms: millis(started),
+        steps: steps.clone(),
+    };
+    if let Ok(json) = serde_json::to_vec(&record) {
+        store.put_record(
+            &format!("build-{}", digest.hex()),
+            &json,
+            std::slice::from_ref(&digest),
+        )?;
+        store.put_record(&source_name, &json, &[])?;
+    }
+    Ok(BuildOutput {
+        digest,
+        steps: steps.len(),
+        cached,
+    })
+}
+
+fn absolute(path: &str) -> String {
+    if path == "-" {
+        return path.to_owned();
+    }
+    fs::canonicalize(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
+}
+
+fn previous_keys(store: &Store, name: &str) -> BTreeMap<(usize, usize), String> {
+    let Ok(Some(bytes)) = store.get_record(name) else {
+        return BTreeMap::new();
+    };
+    let Ok(record) = serde_json::from_slice::<BuildRecord>(&bytes) else {
+        return BTreeMap::new();
+    };
+    record
+        .steps
+        .into_iter()
+        .map(|s| ((s.stage, s.line), s.key))
+        .collect()
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+        .collect()
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn created_now(request: &BuildRequest) -> String {
+    let secs = request.source_date_epoch.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    });
+    rfc3339(secs)
+}
+
+/// Runs the needed stages in waves of ready stages, `jobs` at a time.
+fn run_stages(shared: &Shared<'_>, needed: &BTreeSet<usize>) -> Result<(), BuildError> {
+    let mut pending: Vec<usize> = shared.graph.build_order(needed);
+    let jobs = shared.request.jobs.max(1);
+    while !pending.is_empty() {
+        let done: BTreeSet<usize> = shared
+            .results
+            .lock()
+            .map_err(|_| BuildError::Panicked)?
+            .keys()
+            .copied()
+            .collect();
+        let ready: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| {
+                shared.graph.stages[i]
+                    .stage_deps()
+                    .all(|d| done.contains(&d) || !needed.contains(&d))
+            })
+            .take(jobs)
+            .collect();
+        if ready.is_empty() {
+            return Err(BuildError::Graph("stage dependencies form a cycle".into()));
+        }
+        pending.retain(|i| !ready.contains(i));
+        let outcomes: Vec<Result<(), BuildError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ready
+                .iter()
+                .map(|&i| scope.spawn(move || run_stage(shared, i)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(BuildError::Panicked)))
+                .collect()
+        });
+        for outcome in outcomes {
+            outcome?;
+        }
+    }
+    Ok(())
+}
+
+/// A step in flight: its id, for events.
+struct StepCtx {
+    id: usize,
+    stage: usize,
+    line: usize,
+    started: Instant,
+}
+
+impl Shared<'_> {
+    fn emit(&self, event: Event) {
+        // A closed channel means nobody is watching; the build goes on.
+        let _ = self.events.send(event);
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.line_of.partition_point(|&s| s <= offset)
+    }
+
+    fn start(&self, stage: usize, line: usize, name: String) -> StepCtx {
+        let id = self
+            .next_id
+            .lock()
+            .map(|mut n| {
+                *n += 1;
+                *n
+            })
+            .unwrap_or(0);
+        let stage_name = self.graph.stages[stage].display_name();
+        self.emit(Event::Started {
+            id,
+            stage: stage_name,
+            name,
+        });
+        StepCtx {
+            id,
+            stage,
+            line,
+            started: Instant::now(),
+        }
+    }
+
+    fn stage_result(&self, index: usize) -> Option<Arc<StageState>> {
+        self.results.lock().ok()?.get(&index).cloned()
+    }
+}
+
+fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
+    let stage = &shared.graph.stages[index];
+    let from = &shared.df.instructions[stage.from];
+    let line = shared.line(from.span.start);
+    let step = shared.start(index, line, format!("FROM {}", stage.base_name));
+    let mut state = match start_state(shared, &stage.base, &stage.base_name, line) {
+        Ok(state) => state,
+        Err(err) => {
+            shared.emit(Event::Failed {
+                id: step.id,
+                error: err.to_string(),
+            });
+            return Err(err);
+        }
+    };
+    shared.emit(Event::Done {
+        id: step.id,
+        millis: millis(step.started),
+    });
+
+    let lexer = Lexer::new(shared.df.escape);
+    let initial = Scope::from_pairs(state.config.env_pairs());
+    let mut scope = StageScope::new(
+        initial,
+        &shared.graph.globals,
+        &shared.request.build_args,
+        lexer,
+    );
+
+    // ONBUILD triggers of the base run first, as instructions of this stage.
+    let triggers = state.config.config.on_build.take().unwrap_or_default();
+    let mut trigger_docs = Vec::new();
+    for trigger in &triggers {
+        let parsed = crate::syntax::parse_str(trigger);
+        if let Some(err) = parsed.errors.first() {
+            return Err(BuildError::Unsupported {
+                line,
+                message: format!("ONBUILD trigger {trigger:?} does not parse: {err}"),
+            });
+        }
+        trigger_docs.push((trigger.clone(), parsed.dockerfile));
+    }
+    for (text, doc) in &trigger_docs {
+        for instruction in &doc.instructions {
+            run_instruction(
+                shared,
+                index,
+                line,
+                Some(text),
+                instruction,
+                &mut scope,
+                &mut state,
+            )?;
+        }
+    }
+    for &i in &stage.instructions {
+        let instruction = &shared.df.instructions[i];
+        let line = shared.line(instruction.span.start);
+        run_instruction(
+            shared,
+            index,
+            line,
+            None,
+            instruction,
+            &mut scope,
+            &mut state,
+        )?;
+    }
+    shared
+        .results
+        .lock()
+        .map_err(|_| BuildError::Panicked)?
+        .insert(index, Arc::new(state));
+    Ok(())
+}
+
+fn start_state(
+    shared: &Shared<'_>,
+    base: &Base,
+    base_name: &str,
+    line: usize,
+) -> Result<StageState, BuildError> {
+    let platform = &shared.request.platform;
+    match base {
+        Base::Scratch => {
+            let mut config = ImageConfig {
+                architecture: platform.arch.clone(),
+                os: platform.os.clone(),
+                variant: (!platform.variant.is_empty()).then(|| platform.variant.clone()),
+                ..ImageConfig::default()
+            };
+            config.env_set("PATH", dag::scope::DEFAULT_PATH);
+            Ok(StageState {
+                config,
+                layers: Vec::new(),
+                key: format!("scratch:{}", platform.format()),
+                paths: None,
+            })
+        }
+        Base::Stage(i) => {
+            let parent = shared
+                .stage_result(*i)
+                .ok_or_else(|| BuildError::Graph(format!("stage {i} was not built")))?;
+            let mut state = (*parent).clone();
+            state.paths = None;
+            Ok(state)
+        }
+        Base::Image(name) => {
+            let store = shared.store;
+            let image = store.resolve(name).map_err(|source| BuildError::BaseImage {
+                name: base_name.to_owned(),
+                help: format!(
+                    "import it first (`docker save {name} | kiln load`), or name an earlier stage; line {line}"
+                ),
+                source: Box::new(source),
+            })?;
+            let bytes = store.read_blob(&image.config_digest)?;
+            let mut config: ImageConfig =
+                serde_json::from_slice(&bytes).map_err(|e| BuildError::Unsupported {
+                    line,
+                    message: format!("config of {name} does not parse: {e}"),
+                })?;
+            if config.env_get("PATH").is_none() {
+                config.env_set("PATH", dag::scope::DEFAULT_PATH);
+            }
+            let layers = image
+                .layers
+                .iter()
+                .zip(&image.diff_ids)
+                .map(|(d, id)| LayerRef {
+                    descriptor: d.clone(),
+                    diff_id: id.to_string(),
+                })
+                .collect();
+            Ok(StageState {
+                config,
+                layers,
+                key: format!("base:{}", image.digest),
+                paths: None,
+            })
+        }
+    }
+}
+
+/// The words of one instruction after expansion, with the variables used.
+struct Expander<'s, 'g> {
+    scope: &'s StageScope<'g>,
+    line: usize,
+    vars: BTreeMap<String, String>,
+}
+
+impl Expander<'_, '_> {
+    fn word(&mut self, word: &Word) -> Result<String, BuildError> {
+        let out = self
+            .scope
+            .expand(word)
+            .map_err(|source| BuildError::Expand {
+                text: word.text.clone(),
+                line: self.line,
+                source: Box::new(source),
+            })?;
+        for name in out.matched {
+            let value = self.scope.vars().get(&name).unwrap_or_default().to_owned();
+            self.vars.insert(name, value);
+        }
+        Ok(out.value)
+    }
+}
+
+fn command_words(command: &Command, shell: &[String]) -> Vec<String> {
+    match command {
+        Command::Exec { args, .. } => args.iter().map(|w| w.text.clone()).collect(),
+        Command::Shell { script, .. } => {
+            let mut v = shell.to_vec();
+            v.push(script.text.clone());
+            v
+        }
+    }
+}
+
+fn shell_of(config: &ImageConfig) -> Vec<String> {
+    config
+        .config
+        .shell
+        .clone()
+        .unwrap_or_else(|| vec!["/bin/sh".to_owned(), "-c".to_owned()])
+}
+
+/// Joins a relative path onto WORKDIR; keeps a trailing slash.
+fn resolve_path(workdir: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        return path.to_owned();
+    }
+    let base = if workdir.is_empty() { "/" } else { workdir };
+    let mut joined = format!("{}/{}", base.trim_end_matches('/'), path);
+    if path == "." || path.ends_with("/.") {
+        joined.push('/');
+    }
+    joined
+}
+
+#[allow(clippy::too_many_lines)]
+fn run_instruction(
+    shared: &Shared<'_>,
+    stage: usize,
+    line: usize,
+    trigger: Option<&String>,
+    instruction: &Instruction,
+    scope: &mut StageScope<'_>,
+    state: &mut StageState,
+) -> Result<(), BuildError> {
+    let text = trigger.map_or_else(
+        || format!("{} {}", instruction.keyword.as_str(), instruction.args.text),
+        Clone::clone,
+    );
+    let created_by = text.clone();
+    let step = shared.start(stage, line, text.clone());
+    let outcome = run_instruction_inner(shared, &step, created_by, instruction, scope, state);
+    match &outcome {
+        Ok(cached) => {
+            if *cached {
+                shared.emit(Event::Cached { id: step.id });
+            } else {
+                shared.emit(Event::Done {
+                    id: step.id,
+                    millis: millis(step.started),
+                });
+            }
+        }
+        Err(err) => shared.emit(Event::Failed {
+            id: step.id,
+            error: err.to_string(),
+        }),
+    }
+    outcome.map(|_| ())
+}
+
+/// Runs one instruction; `Ok(true)` when it was a cache hit.
+#[allow(clippy::too_many_lines)]
+fn run_instruction_inner(
+    shared: &Shared<'_>,
+    step: &StepCtx,
+    created_by: String,
+    instruction: &Instruction,
+    scope: &mut StageScope<'_>,
+    state: &mut StageState,
+) -> Result<bool, BuildError> {
+    let line = step.line;
+    let mut x = Expander {
+        scope,
+        line,
+        vars: BTreeMap::new(),
+    };
+    let mut inputs = KeyInputs {
+        version: CACHE_VERSION,
+        parent: state.key.clone(),
+        kind: instruction.keyword.as_str().to_owned(),
+        platform: shared.request.platform.format(),
+        ..KeyInputs::default()
+    };
+    let workdir = state.config.config.working_dir.clone().unwrap_or_default();
+    // Metadata-only instructions: the config changes, no layer.
+    let mut layer_step: Option<LayerJob> = None;
+    let config = &mut state.config;
+    match &instruction.kind {
+        InstructionKind::From(_) => {}
+        InstructionKind::Arg(decls) => {
+            for d in decls {
+                inputs.args.push(d.word.text.clone());
+            }
+        }
+        InstructionKind::Env(pairs) => {
+            for p in pairs {
+                let k = x.word(&p.key)?;
+                let v = x.word(&p.value)?;
+                inputs.args.push(format!("{k}={v}"));
+            }
+        }
+        InstructionKind::Label(pairs) => {
+            for p in pairs {
+                let k = x.word(&p.key)?;
+                let v = x.word(&p.value)?;
+                inputs.args.push(format!("{k}={v}"));
+            }
+        }
+        InstructionKind::Maintainer(w) => inputs.args.push(w.text.clone()),
+        InstructionKind::Expose(words) => {
+            for w in words {
+                let (fields, expanded) =
+                    x.scope
+                        .expand_fields(w)
+                        .map_err(|source| BuildError::Expand {
+                            text: w.text.clone(),
+                            line,
+                            source: Box::new(source),
+                        })?;
+                for name in expanded.matched {
+                    let value = x.scope.vars().get(&name).unwrap_or_default().to_owned();
+                    x.vars.insert(name, value);
+                }
+                inputs.args.extend(fields);
+            }
+        }
+        InstructionKind::Volume(list) => {
+            for w in &list.paths {
+                inputs.args.push(x.word(w)?);
+            }
+        }
+        InstructionKind::User(w) | InstructionKind::Stopsignal(w) => inputs.args.push(x.word(w)?),
+        InstructionKind::Workdir(w) => {
+            let dir = x.word(w)?;
+            inputs.args.push(resolve_path(&workdir, &dir));
+            inputs.state.insert("WORKDIR".into(), workdir.clone());
+        }
+        InstructionKind::Cmd(c) | InstructionKind::Entrypoint(c) => {
+            inputs.args = command_words(c, &shell_of(config));
+        }
+        InstructionKind::Shell(c) => inputs.args = command_words(c, &[]),
+        InstructionKind::Healthcheck(h) => {
+            inputs.args.push(instruction.args.text.clone());
+            let _ = h;
+        }
+        InstructionKind::Onbuild(inner) => {
+            inputs
+                .args
+                .push(format!("{} {}", inner.keyword.as_str(), inner.args.text));
+        }
+        InstructionKind::Run(_) => {
+            inputs.args.push(instruction.args.text.clone());
+            inputs.state.insert("WORKDIR".into(), workdir.clone());
+            inputs.state.insert(
+                "USER".into(),
+                config.config.user.clone().unwrap_or_default(),
+            );
+            inputs
+                .state
+                .insert("SHELL".into(), shell_of(config).join(" "));
+            for (k, v) in x.scope.vars().iter() {
+                inputs.vars.insert(k.to_owned(), v.to_owned());
+            }
+            layer_step = Some(LayerJob::Run);
+        }
+        InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+            let is_add = instruction.keyword == Keyword::Add;
+            let mut sources = Vec::new();
+            for w in &c.sources {
+                sources.push(x.word(w)?);
+            }
+            let dest = x.word(&c.dest)?;
+            let dest = resolve_path(&workdir, &dest);
+            inputs.args = sources.clone();
+            inputs.args.push(dest.clone());
+            inputs.state.insert("WORKDIR".into(), workdir.clone());
+            let f = &c.flags;
+            let mut flag = |name: &str, w: &Option<Word>| -> Result<Option<String>, BuildError> {
+                match w {
+                    Some(w) => {
+                        let v = x.word(w)?;
+                        inputs.flags.insert(name.to_owned(), v.clone());
+                        Ok(Some(v))
+                    }
+                    None => Ok(None),
+                }
+            };
+            let chown = flag("chown", &f.chown)?;
+            let chmod = flag("chmod", &f.chmod)?;
+            let checksum = flag("checksum", &f.checksum)?;
+            if f.link {
+                inputs.flags.insert("link".into(), "true".into());
+            }
+            if f.parents {
+                return Err(BuildError::Unsupported {
+                    line,
+                    message: "COPY --parents is not supported yet".into(),
+                });
+            }
+            let mut excludes = Vec::new();
+            for w in &f.exclude {
+                excludes.push(x.word(w)?);
+            }
+            if !excludes.is_empty() {
+                inputs.flags.insert("exclude".into(), excludes.join("\n"));
+            }
+            let urls = sources.iter().any(|s| s.contains("://"));
+            if urls && (!is_add || sources.len() != 1) {
+                return Err(BuildError::Unsupported {
+                    line,
+                    message: "a URL source needs ADD with that one source".into(),
+                });
+            }
+            if checksum.is_some() && !urls {
+                return Err(BuildError::Unsupported {
+                    line,
+                    message: "ADD --checksum is supported for URL sources only".into(),
+                });
+            }
+            let from = f.from.as_ref().map(|w| w.text.clone());
+            let heredocs: Vec<(String, String)> = instruction
+                .heredocs
+                .iter()
+                .map(|h| {
+                    let body = if h.expand {
+                        x.scope
+                            .expand(&Word {
+                                text: h.content.clone(),
+                                span: h.marker_span,
+                            })
+                            .map(|e| e.value)
+                            .unwrap_or_else(|_| h.content.clone())
+                    } else {
+                        h.content.clone()
+                    };
+                    (h.name.clone(), body)
+                })
+                .collect();
+            let source = if urls {
+                let url = sources[0].clone();
+                let bytes = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
+                    line,
+                    source: Box::new(source),
+                })?;
+                if let Some(expected) = &checksum {
+                    super::fetch::verify(&url, expected, &bytes).map_err(|source| {
+                        BuildError::Fetch {
+                            line,
+                            source: Box::new(source),
+                        }
+                    })?;
+                }
+                // The bytes decide the cache hit, as BuildKit re-checks URLs.
+                inputs.sources.insert(
+                    "url".into(),
+                    format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                );
+                let name = if dest.ends_with('/') {
+                    super::fetch::file_name(&url)
+                } else {
+                    String::new()
+                };
+                CopySource::Url(name, bytes)
+            } else if !heredocs.is_empty() {
+                let mut h = Sha256::new();
+                for (name, body) in &heredocs {
+                    h.update((name.len() as u64).to_le_bytes());
+                    h.update(name.as_bytes());
+                    h.update((body.len() as u64).to_le_bytes());
+                    h.update(body.as_bytes());
+                }
+                inputs.sources.insert(
+                    "heredoc".into(),
+                    format!("sha256:{}", hex::encode(h.finalize())),
+                );
+                CopySource::Heredoc(heredocs)
+            } else if let Some(from) = from {
+                inputs.flags.insert("from".into(), from.clone());
+                let (key, layers) = copy_from_source(shared, &from, line)?;
+                inputs.sources.insert("from".into(), key);
+                CopySource::Layers(layers)
+            } else {
+                let mut plan = shared
+                    .context
+                    .plan_copy(&sources, &dest)
+                    .map_err(|source| BuildError::Context {
+                        line,
+                        source: Box::new(source),
+                    })?;
+                if !excludes.is_empty() {
+                    // Patterns match the path under the source (BuildKit) or
+                    // under the context root, with .dockerignore syntax.
+                    let matcher =
+                        IgnoreMatcher::new(&excludes).map_err(|e| BuildError::Unsupported {
+                            line,
+                            message: format!("bad --exclude pattern: {e}"),
+                        })?;
+                    let prefixes: Vec<String> = sources
+                        .iter()
+                        .map(|s| format!("{}/", s.trim_matches('/').trim_start_matches("./")))
+                        .collect();
+                    plan.retain(|e| {
+                        let under = prefixes
+                            .iter()
+                            .find_map(|p| e.source.strip_prefix(p.as_str()))
+                            .unwrap_or(&e.source);
+                        !matcher.is_excluded(&e.source) && !matcher.is_excluded(under)
+                    });
+                }
+                let hash = {
+                    let mut index = shared.index.lock().map_err(|_| BuildError::Panicked)?;
+                    plan.content_hash(&shared.context, Some(&mut index))
+                        .map_err(|source| BuildError::Context {
+                            line,
+                            source: Box::new(source),
+                        })?
+                };
+                inputs.sources.insert("context".into(), hash.digest);
+                let single_tar = is_add
+                    && plan.entries().len() == 1
+                    && plan.entries()[0].kind == super::context::EntryKind::File
+                    && is_tar_name(&plan.entries()[0].source);
+                if single_tar {
+                    let source = shared.context.root().join(&plan.entries()[0].source);
+                    inputs.flags.insert("unpack".into(), "true".into());
+                    CopySource::Tar(source)
+                } else {
+                    CopySource::Context(Box::new(plan))
+                }
+            };
+            layer_step = Some(LayerJob::Copy {
+                sources,
+                dest,
+                chown,
+                chmod,
+                source,
+            });
+        }
+    }
+    inputs.vars.extend(std::mem::take(&mut x.vars));
+    let key = inputs.key();
+
+    // Apply the config effect (deterministic from the expanded words).
+    apply_config(instruction, &inputs, config);
+    scope
+        .apply(instruction)
+        .map_err(|source| BuildError::Expand {
+            text: instruction.args.text.clone(),
+            line,
+            source: Box::new(source),
+        })?;
+    if let InstructionKind::Workdir(_) = instruction.kind {
+        layer_step = Some(LayerJob::Workdir(inputs.args[0].clone()));
+    }
+
+    let name = record_name(&key);
+    let hit = if shared.request.no_cache {
+        None
+    } else {
+        shared
+            .store
+            .get_record(&name)?
+            .and_then(|b| serde_json::from_slice::<StepRecord>(&b).ok())
+    };
+    let (record, cached) = match hit {
+        Some(record) => (record, true),
+        None => {
+            let layer = match layer_step {
+                Some(job) => run_layer_job(shared, line, job, state)?,
+                None => None,
+            };
+            let record = StepRecord {
+                key: key.clone(),
+                inputs: inputs.clone(),
+                layer,
+                created: created_now(shared.request),
+                created_by: created_by.clone(),
+                duration_ms: millis(step.started),
+                stage: step.stage,
+                line,
+            };
+            let blobs: Vec<Digest> = record
+                .layer
+                .iter()
+                .filter_map(|l| Digest::parse(&l.digest).ok())
+                .collect();
+            if let Ok(json) = serde_json::to_vec(&record) {
+                shared.store.put_record(&name, &json, &blobs)?;
+            }
+            (record, false)
+        }
+    };
+    let miss_reason = if cached {
+        None
+    } else {
+        miss_reason(shared, step.stage, line, &inputs)
+    };
+    if let Some(layer) = &record.layer {
+        let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::Unsupported {
+            line,
+            message: format!("cache record names a bad digest: {e}"),
+        })?;
+        let descriptor = Descriptor::new(
+            MediaType::from(layer.media_type.as_str()),
+            layer.size,
+            digest.to_oci(),
+        );
+        state.layers.push(LayerRef {
+            descriptor,
+            diff_id: layer.diff_id.clone(),
+        });
+    }
+    state.config.history.push(History {
+        created: Some(record.created.clone()),
+        created_by: Some(created_by),
+        comment: Some("buildkit.dockerfile.v0".to_owned()),
+        empty_layer: record.layer.is_none(),
+    });
+    state.key = key.clone();
+    if let Ok(mut steps) = shared.steps.lock() {
+        steps.push(BuildStep {
+            stage: step.stage,
+            line,
+            instruction: instruction.keyword.as_str().to_owned(),
+            key,
+            cached,
+            duration_ms: millis(step.started),
+            miss_reason,
+        });
+    }
+    Ok(cached)
+}
+
+fn miss_reason(shared: &Shared<'_>, stage: usize, line: usize, new: &KeyInputs) -> Option<String> {
+    let Some(old_key) = shared.previous.get(&(stage, line)) else {
+        return Some("not built before".to_owned());
+    };
+    if shared.request.no_cache {
+        return Some("--no-cache".to_owned());
+    }
+    let bytes = shared.store.get_record(&record_name(old_key)).ok()??;
+    let old: StepRecord = serde_json::from_slice(&bytes).ok()?;
+    diff_inputs(&old.inputs, new).or_else(|| Some("cache entry missing".to_owned()))
+}
+
+fn is_tar_name(path: &str) -> bool {
+    [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// The result key and layers a `COPY --from` reads.
+fn copy_from_source(
+    shared: &Shared<'_>,
+    from: &str,
+    line: usize,
+) -> Result<(String, Vec<Descriptor>), BuildError> {
+    let graph = shared.graph;
+    let stage = graph
+        .stage_by_name(from)
+        .or_else(|| from.parse::<usize>().ok().and_then(|i| graph.stages.get(i)));
+    if let Some(stage) = stage {
+        let result = shared.stage_result(stage.index).ok_or_else(|| {
+            BuildError::Graph(format!("stage {from} was not built before line {line}"))
+        })?;
+        return Ok((result.key.clone(), result.descriptors()));
+    }
+    let image = shared
+        .store
+        .resolve(from)
+        .map_err(|source| BuildError::BaseImage {
+            name: from.to_owned(),
+            help: format!("`COPY --from={from}` at line {line} names neither a stage nor an image in the store; import it with `kiln load`"),
+            source: Box::new(source),
+        })?;
+    Ok((format!("image:{}", image.digest), image.layers.clone()))
+}
+
+enum CopySource {
+    Context(Box<super::context::CopyPlan>),
+    Layers(Vec<Descriptor>),
+    Heredoc(Vec<(String, String)>),
+    /// ADD of a local tar archive: extracted into the destination directory.
+    Tar(PathBuf),
+    /// ADD of a URL: the file name under a directory destination, the bytes.
+    Url(String, Vec<u8>),
+}
+
+enum LayerJob {
+    Copy {
+        sources: Vec<String>,
+        dest: String,
+        chown: Option<String>,
+        chmod: Option<String>,
+        source: CopySource,
+    },
+    Workdir(String),
+    Run,
+}
+
+fn apply_config(instruction: &Instruction, inputs: &KeyInputs, config: &mut ImageConfig) {
+    let c = &mut config.config;
+    match &instruction.kind {
+        InstructionKind::Env(_) => {
+            for kv in &inputs.args {
+                if let Some((k, v)) = kv.split_once('=') {
+                    config.env_set(k, v);
+                }
+            }
+        }
+        InstructionKind::Label(_) => {
+            let labels = c.labels.get_or_insert_with(BTreeMap::new);
+            for kv in &inputs.args {
+                if let Some((k, v)) = kv.split_once('=') {
+                    labels.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        InstructionKind::Maintainer(_) => config.author = inputs.args.first().cloned(),
+        InstructionKind::Expose(_) => {
+            let ports = c.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &inputs.args {
+                let p = if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                };
+                ports.insert(p, serde_json::json!({}));
+            }
+        }
+        InstructionKind::Volume(_) => {
+            let vols = c.volumes.get_or_insert_with(BTreeMap::new);
+            for v in &inputs.args {
+                vols.insert(v.clone(), serde_json::json!({}));
+            }
+        }
+        InstructionKind::User(_) => c.user = inputs.args.first().cloned(),
+        InstructionKind::Stopsignal(_) => c.stop_signal = inputs.args.first().cloned(),
+        InstructionKind::Workdir(_) => c.working_dir = inputs.args.first().cloned(),
+        InstructionKind::Cmd(_) => c.cmd = Some(inputs.args.clone()),
+        InstructionKind::Entrypoint(_) => {
+            c.entrypoint = Some(inputs.args.clone());
+            // Docker: ENTRYPOINT resets a CMD inherited from the base.
+            c.cmd = None;
+        }
+        InstructionKind::Shell(_) => c.shell = Some(inputs.args.clone()),
+        InstructionKind::Onbuild(_) => {
+            c.on_build
+                .get_or_insert_with(Vec::new)
+                .extend(inputs.args.iter().cloned());
+        }
+        InstructionKind::Healthcheck(h) => {
+            c.healthcheck = Some(match h {
+                Healthcheck::None { .. } | Healthcheck::Empty => {
+                    serde_json::json!({"Test": ["NONE"]})
+                }
+                Healthcheck::Cmd { command, flags, .. } => {
+                    let test = match command {
+                        Command::Exec { args, .. } => {
+                            let mut v = vec!["CMD".to_owned()];
+                            v.extend(args.iter().map(|w| w.text.clone()));
+                            v
+                        }
+                        Command::Shell { script, .. } => {
+                            vec!["CMD-SHELL".to_owned(), script.text.clone()]
+                        }
+                    };
+                    let mut doc = serde_json::Map::new();
+                    doc.insert("Test".into(), serde_json::json!(test));
+                    let nanos = |d: Option<std::time::Duration>| {
+                        d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                    };
+                    for (name, value) in [
+                        ("Interval", nanos(flags.interval)),
+                        ("Timeout", nanos(flags.timeout)),
+                        ("StartPeriod", nanos(flags.start_period)),
+                        ("StartInterval", nanos(flags.start_interval)),
+                    ] {
+                        if let Some(v) = value {
+                            doc.insert(name.into(), serde_json::json!(v));
+                        }
+                    }
+                    if let Some(r) = flags.retries {
+                        doc.insert("Retries".into(), serde_json::json!(r));
+                    }
+                    serde_json::Value::Object(doc)
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Runs the work of a layer-producing step; `None` when it changes nothing.
+fn run_layer_job(
+    shared: &Shared<'_>,
+    line: usize,
+    job: LayerJob,
+    state: &mut StageState,
+) -> Result<Option<LayerRecord>, BuildError> {
+    match job {
+        LayerJob::Run => run_step(line),
+        LayerJob::Workdir(dir) => {
+            let paths = path_set(shared, state, line)?;
+            let missing = missing_dirs(paths, &dir);
+            if missing.is_empty() {
+                return Ok(None);
+            }
+            let record = write_layer(shared, line, LayerOptions::default(), |w| {
+                let meta = dir_meta(0, 0);
+                for d in &missing {
+                    w.append_dir(d, &meta)?;
+                }
+                Ok(())
+            })?;
+            if let Some((_, paths)) = state.paths.as_mut() {
+                for d in &missing {
+                    paths.insert(d, PathKind::Dir);
+                }
+            }
+            Ok(Some(record))
+        }
+        LayerJob::Copy {
+            sources,
+            dest,
+            chown,
+            chmod,
+            source,
+        } => {
+            let owner = match &chown {
+                Some(spec) => resolve_chown(shared, state, spec, line)?,
+                None => (0, 0),
+            };
+            let mut options = LayerOptions {
+                source_date_epoch: shared.request.source_date_epoch,
+                owner: Some(owner),
+                ..LayerOptions::default()
+            };
+            if let Some(mode) = &chmod {
+                let bits = u32::from_str_radix(mode, 8).map_err(|_| BuildError::Unsupported {
+                    line,
+                    message: format!("--chmod={mode}: only octal modes are supported yet"),
+                })?;
+                options.file_mode = Some(bits & 0o7777);
+                options.dir_mode = Some(bits & 0o7777);
+            }
+            let (plan_holder, from_ctx);
+            let (plan, ctx) = match source {
+                CopySource::Context(plan) => {
+                    plan_holder = *plan;
+                    (&plan_holder, &shared.context)
+                }
+                CopySource::Layers(layers) => {
+                    let dir = scratch_dir(shared)?;
+                    rootfs::extract(shared.store, &layers, &dir).map_err(|source| {
+                        BuildError::Rootfs {
+                            line,
+                            source: Box::new(source),
+                        }
+                    })?;
+                    from_ctx =
+                        BuildContext::new(&dir, IgnoreMatcher::default()).map_err(|source| {
+                            BuildError::Context {
+                                line,
+                                source: Box::new(source),
+                            }
+                        })?;
+                    plan_holder = from_ctx.plan_copy(&sources, &dest).map_err(|source| {
+                        BuildError::Context {
+                            line,
+                            source: Box::new(source),
+                        }
+                    })?;
+                    (&plan_holder, &from_ctx)
+                }
+                CopySource::Heredoc(docs) => {
+                    let docs: Vec<(String, Vec<u8>)> =
+                        docs.into_iter().map(|(n, b)| (n, b.into_bytes())).collect();
+                    return copy_files(shared, state, line, &docs, &dest, options);
+                }
+                CopySource::Url(name, bytes) => {
+                    // Docker gives downloaded files mode 0600 unless --chmod.
+                    let mode = options.file_mode.unwrap_or(0o600);
+                    options.file_mode = Some(mode);
+                    let file = if name.is_empty() {
+                        "download".to_owned()
+                    } else {
+                        name
+                    };
+                    let docs = [(file, bytes)];
+                    return copy_files(shared, state, line, &docs, &dest, options);
+                }
+                CopySource::Tar(path) => {
+                    // A tar keeps its own owners unless --chown says otherwise.
+                    options.owner = chown.as_ref().map(|_| owner);
+                    return add_tar(shared, state, line, &path, &dest, options);
+                }
+            };
+            let paths = path_set(shared, state, line)?;
+            let top = plan
+                .entries()
+                .first()
+                .map_or_else(|| dest.trim_matches('/').to_owned(), |e| e.dest.clone());
+            let mut parents = missing_dirs(paths, &parent_of(&top));
+            if let Some(first) = plan.entries().first() {
+                parents.retain(|p| *p != first.dest);
+            }
+            // The layer writer forces --chmod on every directory; parents
+            // created for the destination must stay 0755, so a COPY of files
+            // only (the common case) leaves directory modes alone.
+            if !plan
+                .entries()
+                .iter()
+                .any(|e| e.kind == super::context::EntryKind::Dir)
+            {
+                options.dir_mode = None;
+            }
+            let record = write_layer(shared, line, options, |w| {
+                let meta = dir_meta(owner.0, owner.1);
+                for d in &parents {
+                    w.append_dir(d, &meta)?;
+                }
+                write_copy_layer(ctx, plan, w)
+            })?;
+            if let Some((_, paths)) = state.paths.as_mut() {
+                for e in plan.entries() {
+                    let kind = if e.kind == super::context::EntryKind::Dir {
+                        PathKind::Dir
+                    } else {
+                        PathKind::Other
+                    };
+                    paths.insert(&e.dest, kind);
+                }
+            }
+            Ok(Some(record))
+        }
+    }
+}
+
+/// RUN: executed by the sandbox. Until it is merged, a clear error.
+fn run_step(line: usize) -> Result<Option<LayerRecord>, BuildError> {
+    Err(BuildError::RunUnsupported { line })
+}
+
+/// Writes in-memory files (heredoc bodies, a download) to `dest`: a file
+/// path for one source, a directory for several or when it ends with `/`.
+fn copy_files(
+    shared: &Shared<'_>,
+    state: &mut StageState,
+    line: usize,
+    docs: &[(String, Vec<u8>)],
+    dest: &str,
+    mut options: LayerOptions,
+) -> Result<Option<LayerRecord>, BuildError> {
+    // Created parent directories stay 0755 whatever --chmod says.
+    options.dir_mode = None;
+    let dest_dir = dest.ends_with('/');
+    let mut files: Vec<(String, &[u8])> = docs
+        .iter()
+        .map(|(name, body)| {
+            let path = if dest_dir || docs.len() > 1 {
+                format!("{}/{}", dest.trim_matches('/'), name)
+            } else {
+                dest.trim_matches('/').to_owned()
+            };
+            (path.trim_start_matches('/').to_owned(), body.as_slice())
+        })
+        .collect();
+    files.sort_by(|a, b| path_order(&a.0, &b.0));
+    let paths = path_set(shared, state, line)?;
+    let mut dirs = BTreeSet::new();
+    for (path, _) in &files {
+        for d in missing_dirs(paths, &parent_of(path)) {
+            dirs.insert(d);
+        }
+    }
+    let mut dirs: Vec<String> = dirs.into_iter().collect();
+    dirs.sort_by(|a, b| path_order(a, b));
+    let (uid, gid) = options.owner.unwrap_or((0, 0));
+    let mtime = options.source_date_epoch.unwrap_or(0);
+    let record = write_layer(shared, line, options, |w| {
+        for d in &dirs {
+            w.append_dir(d, &dir_meta(uid, gid))?;
+        }
+        for (path, body) in &files {
+            let meta = EntryMeta {
+                mode: 0o644,
+                uid,
+                gid,
+                mtime,
+            };
+            w.append_file(path, &meta, body.len() as u64, &mut Cursor::new(body))?;
+        }
+        Ok(())
+    })?;
+    Ok(Some(record))
+}
+
+/// One member of a tar that ADD extracts, held in memory to be sorted.
+struct TarMember {
+    path: String,
+    kind: TarKind,
+    meta: EntryMeta,
+}
+
+enum TarKind {
+    File(Vec<u8>),
+    Dir,
+    Symlink(String),
+    Hardlink(String),
+}
+
+/// Normalises a member name under `dest`; `None` for names that would leave
+/// it (`..` climbing above `dest`) or name `dest` itself.
+fn tar_member_path(dest: &str, raw: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dest.split('/').filter(|p| !p.is_empty()).collect();
+    let floor = parts.len();
+    for comp in raw.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if parts.len() == floor {
+                    return None;
+                }
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    (parts.len() > floor).then(|| parts.join("/"))
+}
+
+/// ADD of a local tar (plain, gzip or zstd): its members go under `dest`
+/// with the same path safety as layer extraction.
+#[allow(clippy::too_many_lines)]
+fn add_tar(
+    shared: &Shared<'_>,
+    state: &mut StageState,
+    line: usize,
+    path: &std::path::Path,
+    dest: &str,
+    options: LayerOptions,
+) -> Result<Option<LayerRecord>, BuildError> {
+    use std::io::Read as _;
+    let io_err = |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let refuse = |what: &str, raw: &str| BuildError::Unsupported {
+        line,
+        message: format!(
+            "ADD {}: {what} {raw:?} leaves the destination",
+            path.display()
+        ),
+    };
+    let mut magic = [0u8; 4];
+    let n = fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(io_err)?;
+    let file = fs::File::open(path).map_err(io_err)?;
+    let reader: Box<dyn std::io::Read> = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err)?)
+        }
+        _ => Box::new(file),
+    };
+    let dest_dir = dest.trim_matches('/').to_owned();
+    // Later members win, as when a tar is extracted in order.
+    let mut by_path: BTreeMap<String, TarMember> = BTreeMap::new();
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(member) = tar_member_path(&dest_dir, &raw) else {
+            if raw.trim_matches(|c| c == '/' || c == '.').is_empty() {
+                continue;
+            }
+            return Err(refuse("member", &raw));
+        };
+        let header = entry.header();
+        let meta = EntryMeta {
+            mode: header.mode().unwrap_or(0o644) & 0o7777,
+            uid: header
+                .uid()
+                .ok()
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(0),
+            gid: header
+                .gid()
+                .ok()
+                .and_then(|g| u32::try_from(g).ok())
+                .unwrap_or(0),
+            mtime: header
+                .mtime()
+                .ok()
+                .and_then(|m| i64::try_from(m).ok())
+                .unwrap_or(0),
+        };
+        let entry_type = header.entry_type();
+        let link = entry
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let kind = if entry_type.is_dir() {
+            TarKind::Dir
+        } else if entry_type.is_symlink() {
+            TarKind::Symlink(link)
+        } else if entry_type.is_hard_link() {
+            match tar_member_path(&dest_dir, &link) {
+                Some(t) => TarKind::Hardlink(t),
+                None => return Err(refuse("hard link", &raw)),
+            }
+        } else if entry_type.is_file() {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(io_err)?;
+            TarKind::File(data)
+        } else {
+            continue;
+        };
+        by_path.insert(
+            member.clone(),
+            TarMember {
+                path: member,
+                kind,
+                meta,
+            },
+        );
+    }
+    let paths = path_set(shared, state, line)?;
+    let mut dirs = BTreeSet::new();
+    for m in by_path.values() {
+        for d in missing_dirs(paths, &parent_of(&m.path)) {
+            if !by_path.contains_key(&d) {
+                dirs.insert(d);
+            }
+        }
+    }
+    let mut all: Vec<TarMember> = dirs
+        .into_iter()
+        .map(|d| TarMember {
+            path: d,
+            kind: TarKind::Dir,
+            meta: dir_meta(0, 0),
+        })
+        .chain(by_path.into_values())
+        .collect();
+    all.sort_by(|a, b| path_order(&a.path, &b.path));
+    let record = write_layer(shared, line, options, |w| {
+        for m in &all {
+            match &m.kind {
+                TarKind::Dir => w.append_dir(&m.path, &m.meta)?,
+                TarKind::Symlink(t) => w.append_symlink(&m.path, &m.meta, t)?,
+                TarKind::Hardlink(t) => w.append_hardlink(&m.path, &m.meta, t)?,
+                TarKind::File(data) => {
+                    w.append_file(&m.path, &m.meta, data.len() as u64, &mut Cursor::new(data))?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Some(record))
+}
+
+fn parent_of(path: &str) -> String {
+    path.trim_matches('/')
+        .rsplit_once('/')
+        .map_or_else(String::new, |(p, _)| p.to_owned())
+}
+
+fn dir_meta(uid: u32, gid: u32) -> EntryMeta {
+    EntryMeta {
+        mode: 0o755,
+        uid,
+        gid,
+        mtime: 0,
+    }
+}
+
+/// Components of `dir` (and `dir` itself) that do not exist, outermost first.
+fn missing_dirs(paths: &PathSet, dir: &str) -> Vec<String> {
+    let dir = dir.trim_matches('/');
+    if dir.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut end = 0;
+    loop {
+        let next = dir[end..].find('/').map(|i| end + i);
+        let prefix = &dir[..next.unwrap_or(dir.len())];
+        if paths.get(prefix).is_none() {
+            out.push(prefix.to_owned());
+        }
+        match next {
+            Some(n) => end = n + 1,
+            None => break,
+        }
+    }
+    out
+}
+
+fn path_set<'s>(
+    shared: &Shared<'_>,
+    state: &'s mut StageState,
+    line: usize,
+) -> Result<&'s PathSet, BuildError> {
+    let fresh = matches!(&state.paths, Some((n, _)) if *n == state.layers.len());
+    if !fresh {
+        let set = PathSet::scan(shared.store, &state.descriptors()).map_err(|source| {
+            BuildError::Rootfs {
+                line,
+                source: Box::new(source),
+            }
+        })?;
+        state.paths = Some((state.layers.len(), set));
+    }
+    match &state.paths {
+        Some((_, set)) => Ok(set),
+        None => Err(BuildError::Panicked),
+    }
+}
+
+fn scratch_dir(shared: &Shared<'_>) -> Result<PathBuf, BuildError> {
+    let base = shared.store.root().join("tmp");
+    let n = shared.next_id.lock().map(|n| *n).unwrap_or(0);
+    let dir = base.join(format!(".copy-from-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    if let Ok(mut dirs) = shared.scratch_dirs.lock() {
+        dirs.push(dir.clone());
+    }
+    Ok(dir)
+}
+
+/// `--chown=user[:group]`: numbers as they are, names from the image's
+/// /etc/passwd and /etc/group.
+fn resolve_chown(
+    shared: &Shared<'_>,
+    state: &StageState,
+    spec: &str,
+    line: usize,
+) -> Result<(u32, u32), BuildError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let layers = state.descriptors();
+    let lookup = |file: &str, name: &str| -> Result<Option<(u32, Option<u32>)>, BuildError> {
+        let Some(bytes) = rootfs::read_file(shared.store, &layers, file).map_err(|source| {
+            BuildError::Rootfs {
+                line,
+                source: Box::new(source),
+            }
+        })?
+        else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(text.lines().find_map(|l| {
+            let fields: Vec<&str> = l.split(':').collect();
+            if fields.first() != Some(&name) {
+                return None;
+            }
+            let id = fields.get(2)?.parse().ok()?;
+            let primary = fields.get(3).and_then(|g| g.parse().ok());
+            Some((id, primary))
+        }))
+    };
+    let unknown = |what: &str, name: &str, file: &str| BuildError::Unsupported {
+        line,
+        message: format!("--chown={spec}: no {what} {name:?} in the image's {file}"),
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(n) => (n, None),
+        Err(_) => {
+            lookup("/etc/passwd", user)?.ok_or_else(|| unknown("user", user, "/etc/passwd"))?
+        }
+    };
+    let gid = match group {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup("/etc/group", g)?
+                .map(|(id, _)| id)
+                .ok_or_else(|| unknown("group", g, "/etc/group"))?,
+        },
+        None => primary.unwrap_or(uid),
+    };
+    Ok((uid, gid))
+}
+
+fn write_layer(
+    shared: &Shared<'_>,
+    line: usize,
+    options: LayerOptions,
+    fill: impl FnOnce(&mut LayerWriter<crate::image::BlobSink>) -> Result<(), LayerError>,
+) -> Result<LayerRecord, BuildError> {
+    let sink = shared.store.blob_sink()?;
+    let mut writer = LayerWriter::new(sink, shared.request.compression, options);
+    fill(&mut writer).map_err(|source| BuildError::Layer {
+        line,
+        source: Box::new(source),
+    })?;
+    let (sink, info) = writer.finish().map_err(|source| BuildError::Layer {
+        line,
+        source: Box::new(source),
+    })?;
+    let digest = Digest::parse(&info.digest).map_err(|e| BuildError::Unsupported {
+        line,
+        message: format!("layer writer produced a bad digest: {e}"),
+    })?;
+    let blob = shared.store.commit_sink(sink, &digest)?;
+    Ok(layer_record(&info, blob.size))
+}
+
+fn layer_record(info: &LayerInfo, size: u64) -> LayerRecord {
+    LayerRecord {
+        digest: info.digest.clone(),
+        diff_id: info.diff_id.clone(),
+        size,
+        uncompressed_size: info.uncompressed_size,
+        media_type: info.compression.media_type().to_owned(),
+        files: info.summary.files,
+        dirs: info.summary.dirs,
+        symlinks: info.summary.symlinks,
+        file_bytes: info.summary.file_bytes,
+    }
+}
