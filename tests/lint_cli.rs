@@ -179,6 +179,35 @@ fn hadolint_json_has_hadolints_shape() {
 }
 
 #[test]
+fn hadolint_json_reports_the_instruction_line_as_hadolint_does() {
+    // The unpinned package sits on the RUN's second line: kiln's own JSON
+    // points at the word, hadolint's format at the instruction's first line.
+    let text = "FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends \\\n    curl \\\n && rm -rf /var/lib/apt/lists/*\n";
+    let dir = temp_with(&[("Dockerfile", text)]);
+    let find = |format: &str| {
+        let (_, stdout, _) = run_in(
+            dir.path(),
+            &["lint", "--no-fail", "-f", format, "Dockerfile"],
+            None,
+            &[],
+        );
+        json(&stdout)
+            .iter()
+            .find(|f| f["code"] == "DL3008")
+            .cloned()
+            .expect("DL3008 finding")
+    };
+    let hadolint = find("hadolint-json");
+    assert_eq!(
+        (hadolint["line"].as_u64(), hadolint["column"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let kiln = find("json");
+    assert_eq!(kiln["line"], 3);
+    assert_eq!(kiln["column"], 5);
+}
+
+#[test]
 fn directories_are_searched_for_dockerfiles_skipping_vendored_trees() {
     let tree = common::repo_root().join("fixtures/lint/tree");
     let dir = temp_with(&[(".git/Dockerfile", BAD)]);

@@ -127,12 +127,47 @@ fn hadolint_code(f: &Finding) -> &str {
     }
 }
 
-/// hadolint's `-f json` array: `code`, `column`, `file`, `level`, `line`, `message`.
+/// Where hadolint would place a finding: it reports the first line (column 1)
+/// of the instruction the finding is in, where kiln's own formats give the
+/// exact word. Findings outside any instruction keep their own position.
+fn hadolint_position(
+    source: &SourceFile,
+    instructions: &[crate::syntax::Span],
+    f: &Finding,
+) -> (usize, usize) {
+    let at = f.span.start;
+    let containing = instructions
+        .iter()
+        .find(|span| span.start <= at && (at < span.end || (at == span.end && span.is_empty())));
+    match containing {
+        Some(span) => {
+            let p = source.position(span.start);
+            (p.line, p.column)
+        }
+        None => {
+            let (line, column, _, _) = positions(source, f);
+            (line, column)
+        }
+    }
+}
+
+/// hadolint's `-f json` array: `code`, `column`, `file`, `level`, `line`,
+/// `message`, with hadolint's line convention (see [`hadolint_position`]).
 pub fn hadolint_json(reports: &[FileReport]) -> Value {
     let mut out = Vec::new();
     for r in reports {
+        let instructions: Vec<crate::syntax::Span> = if r.findings.is_empty() {
+            Vec::new()
+        } else {
+            crate::syntax::parse(&r.source)
+                .dockerfile
+                .instructions
+                .iter()
+                .map(|i| i.span)
+                .collect()
+        };
         for f in &r.findings {
-            let (line, column, _, _) = positions(&r.source, f);
+            let (line, column) = hadolint_position(&r.source, &instructions, f);
             out.push(json!({
                 "code": hadolint_code(f),
                 "column": column,
