@@ -2,6 +2,8 @@
 //! make image archives offline (layer tars with the `tar` crate, docker and OCI archives).
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
