@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod schema;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
