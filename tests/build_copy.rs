@@ -320,20 +320,6 @@ fn source_date_epoch_gives_identical_digests_in_two_stores() {
 }
 
 #[test]
-fn run_reports_that_it_needs_the_sandbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = store_with_base(dir.path());
-    let ctx = context(dir.path(), "FROM base:1\nRUN echo hi\n", &[]);
-    let out = build(&root, &ctx, &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("RUN needs the sandbox"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
 fn missing_base_image_suggests_kiln_load() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");

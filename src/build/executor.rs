@@ -12,7 +12,8 @@
 //! the base's ONBUILD triggers), COPY/ADD (context, `--from`, heredocs),
 //! WORKDIR (a layer only when it creates the directory), metadata
 //! instructions (config + an `empty_layer` history entry) and RUN, whose
-//! execution is [`run_step`]: the one place the sandbox plugs in.
+//! execution is [`run_step`]: snapshots of the layers, the sandbox run, and
+//! the upper directory's changes written as the layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -40,6 +41,7 @@ use crate::dag::{self, Base, BuildGraph, BuildOptions, Platform, Scope, StageSco
 use crate::expand::Lexer;
 use crate::ignore::IgnoreMatcher;
 use crate::image::{canonical_json, Digest, Reference, Store, StoreError};
+use crate::sandbox::{self, ChangeKind as RunChange, NetworkMode, RunSpec, SandboxError};
 use crate::syntax::{
     Command, Dockerfile, Healthcheck, Instruction, InstructionKind, Keyword, Word,
 };
@@ -122,8 +124,21 @@ pub enum BuildError {
         #[source]
         source: Box<dag::WordError>,
     },
-    #[error("failed to run line {line}: RUN needs the sandbox (not merged yet)")]
-    RunUnsupported { line: usize },
+    #[error("failed to run line {line}: `{command}` {status}")]
+    RunFailed {
+        line: usize,
+        command: String,
+        /// `exited with code N` or `was killed by signal N`.
+        status: String,
+        /// The last lines the command printed.
+        output: Vec<String>,
+    },
+    #[error("failed to run line {line} in the sandbox")]
+    Sandbox {
+        line: usize,
+        #[source]
+        source: Box<SandboxError>,
+    },
     #[error("failed to run line {line}: {message}")]
     Unsupported { line: usize, message: String },
     #[error("failed to copy at line {line}")]
@@ -179,8 +194,8 @@ impl BuildError {
     pub fn help(&self) -> Option<String> {
         match self {
             BuildError::BaseImage { help, .. } => Some(help.clone()),
-            BuildError::RunUnsupported { .. } => {
-                Some("RUN is executed by the sandbox, which is a separate piece of work".to_owned())
+            BuildError::RunFailed { output, .. } if !output.is_empty() => {
+                Some(format!("last output:\n    {}", output.join("\n    ")))
             }
             _ => None,
         }
@@ -861,7 +876,7 @@ fn run_instruction_inner(
                 .args
                 .push(format!("{} {}", inner.keyword.as_str(), inner.args.text));
         }
-        InstructionKind::Run(_) => {
+        InstructionKind::Run(run) => {
             inputs.args.push(instruction.args.text.clone());
             inputs.state.insert("WORKDIR".into(), workdir.clone());
             inputs.state.insert(
@@ -874,7 +889,56 @@ fn run_instruction_inner(
             for (k, v) in x.scope.vars().iter() {
                 inputs.vars.insert(k.to_owned(), v.to_owned());
             }
-            layer_step = Some(LayerJob::Run);
+            if !run.flags.mounts.is_empty() {
+                return Err(BuildError::Unsupported {
+                    line,
+                    message: "RUN --mount is not supported yet".into(),
+                });
+            }
+            let network = match run.flags.network.as_ref().map(|w| w.text.as_str()) {
+                Some("none") => NetworkMode::None,
+                Some("host") => {
+                    return Err(BuildError::Unsupported {
+                        line,
+                        message: "RUN --network=host needs the network.host entitlement, which \
+                                  kiln does not grant yet"
+                            .into(),
+                    })
+                }
+                _ => NetworkMode::Slirp,
+            };
+            if !instruction.heredocs.is_empty() {
+                let mut h = Sha256::new();
+                for doc in &instruction.heredocs {
+                    h.update((doc.name.len() as u64).to_le_bytes());
+                    h.update(doc.name.as_bytes());
+                    h.update((doc.content.len() as u64).to_le_bytes());
+                    h.update(doc.content.as_bytes());
+                }
+                inputs.sources.insert(
+                    "heredoc".into(),
+                    format!("sha256:{}", hex::encode(h.finalize())),
+                );
+            }
+            let (args, stdin) = run_command(&run.command, &shell_of(config), instruction);
+            layer_step = Some(LayerJob::Run(Box::new(RunJob {
+                id: step.id,
+                command: instruction.args.text.clone(),
+                args,
+                env: inputs
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                cwd: if workdir.is_empty() {
+                    "/".to_owned()
+                } else {
+                    workdir.clone()
+                },
+                user: config.config.user.clone().unwrap_or_default(),
+                network,
+                stdin,
+            })));
         }
         InstructionKind::Copy(c) | InstructionKind::Add(c) => {
             let is_add = instruction.keyword == Keyword::Add;
@@ -1208,7 +1272,63 @@ enum LayerJob {
         source: CopySource,
     },
     Workdir(String),
-    Run,
+    Run(Box<RunJob>),
+}
+
+/// A RUN, resolved against the stage state: what the sandbox executes.
+struct RunJob {
+    /// The step id, for log events.
+    id: usize,
+    /// The instruction's arguments as written, for messages.
+    command: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: String,
+    user: String,
+    network: NetworkMode,
+    stdin: Option<Vec<u8>>,
+}
+
+/// The argv and stdin of a RUN. Shell form runs in the stage's SHELL; a
+/// heredoc that is the whole command is the script (fed on stdin to its `#!`
+/// interpreter, or run by the shell); heredocs inside a command are handed
+/// to the shell with their bodies, which the shell reads itself.
+fn run_command(
+    command: &Command,
+    shell: &[String],
+    instruction: &Instruction,
+) -> (Vec<String>, Option<Vec<u8>>) {
+    let script = match command {
+        Command::Exec { args, .. } => return (args.iter().map(|w| w.text.clone()).collect(), None),
+        Command::Shell { script, .. } => script.text.trim(),
+    };
+    let docs = &instruction.heredocs;
+    if let [doc] = docs.as_slice() {
+        let whole = script.starts_with("<<") && !script.contains(char::is_whitespace);
+        if whole {
+            if let Some(first) = doc.content.lines().next() {
+                if let Some(interpreter) = first.strip_prefix("#!") {
+                    let argv: Vec<String> =
+                        interpreter.split_whitespace().map(str::to_owned).collect();
+                    if !argv.is_empty() {
+                        return (argv, Some(doc.content.clone().into_bytes()));
+                    }
+                }
+            }
+            let mut argv = shell.to_vec();
+            argv.push(doc.content.clone());
+            return (argv, None);
+        }
+    }
+    let mut full = script.to_owned();
+    for doc in docs {
+        full.push('\n');
+        full.push_str(&doc.content);
+        full.push_str(&doc.name);
+    }
+    let mut argv = shell.to_vec();
+    argv.push(full);
+    (argv, None)
 }
 
 fn apply_config(instruction: &Instruction, inputs: &KeyInputs, config: &mut ImageConfig) {
@@ -1312,7 +1432,7 @@ fn run_layer_job(
     state: &mut StageState,
 ) -> Result<Option<LayerRecord>, BuildError> {
     match job {
-        LayerJob::Run => run_step(line),
+        LayerJob::Run(job) => run_step(shared, line, &job, state),
         LayerJob::Workdir(dir) => {
             let paths = path_set(shared, state, line)?;
             let missing = missing_dirs(paths, &dir);
@@ -1450,9 +1570,242 @@ fn run_layer_job(
     }
 }
 
-/// RUN: executed by the sandbox. Until it is merged, a clear error.
-fn run_step(line: usize) -> Result<Option<LayerRecord>, BuildError> {
-    Err(BuildError::RunUnsupported { line })
+/// Lines of a failed RUN's output kept for the error.
+const TAIL_LINES: usize = 20;
+
+/// Removes a RUN's upper and work directories when the step ends, however it ends.
+struct RunDirs(PathBuf);
+
+impl Drop for RunDirs {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn io_error(path: &std::path::Path, source: std::io::Error) -> BuildError {
+    BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sandbox_error(line: usize, source: SandboxError) -> BuildError {
+    BuildError::Sandbox {
+        line,
+        source: Box::new(source),
+    }
+}
+
+/// The snapshot directory of every layer of `state`, bottom-most first.
+/// Each layer is unpacked once into `<store>/snapshots/<diff_id hex>/`
+/// (through a temporary directory renamed into place, so an interrupted
+/// unpack is never used) and reused by later RUNs and builds.
+fn snapshots(
+    shared: &Shared<'_>,
+    state: &StageState,
+    line: usize,
+) -> Result<Vec<PathBuf>, BuildError> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let root = shared.store.root().join("snapshots");
+    fs::create_dir_all(&root).map_err(|e| io_error(&root, e))?;
+    if state.layers.is_empty() {
+        // overlayfs needs one lower dir; scratch has none.
+        let empty = root.join("empty");
+        fs::create_dir_all(&empty).map_err(|e| io_error(&empty, e))?;
+        return Ok(vec![empty]);
+    }
+    let tmp_root = shared.store.tmp_dir();
+    let mut dirs = Vec::new();
+    for layer in &state.layers {
+        let hex = layer
+            .diff_id
+            .strip_prefix("sha256:")
+            .unwrap_or(&layer.diff_id);
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BuildError::Unsupported {
+                line,
+                message: format!("layer diff id {:?} is not a sha256 digest", layer.diff_id),
+            });
+        }
+        let dir = root.join(hex);
+        if !dir.is_dir() {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = tmp_root.join(format!(".snapshot-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+            let unpacked = rootfs::open_layer(shared.store, &layer.descriptor)
+                .map_err(|source| BuildError::Rootfs {
+                    line,
+                    source: Box::new(source),
+                })
+                .and_then(|reader| {
+                    sandbox::unpack_layer(reader, &tmp).map_err(|e| sandbox_error(line, e))
+                });
+            if let Err(err) = unpacked {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(err);
+            }
+            if let Err(e) = fs::rename(&tmp, &dir) {
+                let _ = fs::remove_dir_all(&tmp);
+                // Another stage unpacked the same layer first.
+                if !dir.is_dir() {
+                    return Err(io_error(&dir, e));
+                }
+            }
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// RUN: the command runs in the sandbox on the stage's snapshots; what it
+/// changed in the overlay's upper directory becomes the layer.
+fn run_step(
+    shared: &Shared<'_>,
+    line: usize,
+    job: &RunJob,
+    state: &mut StageState,
+) -> Result<Option<LayerRecord>, BuildError> {
+    let mut lowers = snapshots(shared, state, line)?;
+    lowers.reverse();
+    let base = shared
+        .store
+        .tmp_dir()
+        .join(format!(".run-{}-{}", std::process::id(), job.id));
+    let _ = fs::remove_dir_all(&base);
+    let dirs = RunDirs(base);
+    let upper = dirs.0.join("upper");
+    let work = dirs.0.join("work");
+    for d in [&upper, &work] {
+        fs::create_dir_all(d).map_err(|e| io_error(d, e))?;
+    }
+    let mut spec = RunSpec::new(lowers, upper.clone(), work, job.args.clone());
+    spec.env.clone_from(&job.env);
+    spec.cwd.clone_from(&job.cwd);
+    spec.user.clone_from(&job.user);
+    spec.network = job.network;
+    spec.stdin.clone_from(&job.stdin);
+
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut partial: Vec<u8> = Vec::new();
+    let push_line = |bytes: &[u8], tail: &mut std::collections::VecDeque<String>| {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        shared.emit(Event::Log {
+            id: job.id,
+            line: text.clone(),
+        });
+        tail.push_back(text);
+        if tail.len() > TAIL_LINES {
+            tail.pop_front();
+        }
+    };
+    let outcome = {
+        let mut on_output = |bytes: &[u8]| {
+            partial.extend_from_slice(bytes);
+            while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=pos).collect();
+                push_line(&line[..pos], &mut tail);
+            }
+        };
+        sandbox::run(&spec, &mut on_output).map_err(|e| sandbox_error(line, e))?
+    };
+    if !partial.is_empty() {
+        push_line(&partial, &mut tail);
+    }
+    for message in outcome.warnings {
+        shared.emit(Event::Warning {
+            message: format!("line {line}: {message}"),
+        });
+    }
+    let status = match outcome.status {
+        sandbox::ExitStatus::Code(0) => None,
+        sandbox::ExitStatus::Code(code) => Some(format!("exited with code {code}")),
+        sandbox::ExitStatus::Signal(sig) => Some(format!("was killed by signal {sig}")),
+    };
+    if let Some(status) = status {
+        return Err(BuildError::RunFailed {
+            line,
+            command: job.command.clone(),
+            status,
+            output: tail.into_iter().collect(),
+        });
+    }
+
+    let changes =
+        sandbox::upper_changes(&upper, &spec.lower_dirs).map_err(|e| sandbox_error(line, e))?;
+    state.paths = None;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    // Sort by the tar name each change produces: that is the order the
+    // layer writer checks.
+    let mut entries: Vec<(String, &sandbox::Change)> = changes
+        .iter()
+        .map(|c| {
+            let name = match c.kind {
+                RunChange::Whiteout => match c.path.rsplit_once('/') {
+                    Some((dir, name)) => format!("{dir}/.wh.{name}"),
+                    None => format!(".wh.{}", c.path),
+                },
+                RunChange::Opaque => format!("{}/.wh..wh..opq", c.path),
+                RunChange::Added | RunChange::Modified => c.path.clone(),
+            };
+            (name, c)
+        })
+        .collect();
+    entries.sort_by(|a, b| path_order(&a.0, &b.0));
+    let options = LayerOptions {
+        source_date_epoch: shared.request.source_date_epoch,
+        ..LayerOptions::default()
+    };
+    let record = write_layer(shared, line, options, |w| {
+        for (_, change) in &entries {
+            match change.kind {
+                RunChange::Whiteout => w.append_whiteout(&change.path)?,
+                RunChange::Opaque => w.append_opaque(&change.path)?,
+                RunChange::Added | RunChange::Modified => {
+                    append_upper_entry(w, &upper, &change.path)?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Some(record))
+}
+
+/// Appends one entry of a RUN's upper directory with its own metadata.
+/// Hard links are written as separate files; sockets, fifos and devices
+/// are left out (Docker drops them from layers too, devices aside).
+fn append_upper_entry(
+    w: &mut LayerWriter<crate::image::BlobSink>,
+    upper: &std::path::Path,
+    path: &str,
+) -> Result<(), LayerError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let full = upper.join(path);
+    let read_error = |source| LayerError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let md = fs::symlink_metadata(&full).map_err(read_error)?;
+    let meta = EntryMeta {
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        mtime: md.mtime(),
+    };
+    let kind = md.file_type();
+    if kind.is_dir() {
+        w.append_dir(path, &meta)
+    } else if kind.is_symlink() {
+        let target = fs::read_link(&full).map_err(read_error)?;
+        w.append_symlink(path, &meta, &target.to_string_lossy())
+    } else if kind.is_file() {
+        let mut file = fs::File::open(&full).map_err(read_error)?;
+        w.append_file(path, &meta, md.len(), &mut file)
+    } else {
+        Ok(())
+    }
 }
 
 /// Writes in-memory files (heredoc bodies, a download) to `dest`: a file

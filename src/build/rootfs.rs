@@ -160,7 +160,7 @@ fn entry_name(raw: &[u8]) -> String {
     name.trim_end_matches('/').to_owned()
 }
 
-fn open_layer(store: &Store, layer: &Descriptor) -> Result<Box<dyn Read>, RootfsError> {
+pub(crate) fn open_layer(store: &Store, layer: &Descriptor) -> Result<Box<dyn Read>, RootfsError> {
     let digest = layer.digest().to_string();
     let reader = store
         .open_descriptor(layer)

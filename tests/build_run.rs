@@ -1,0 +1,163 @@
+//! `kiln build` with RUN: the command runs in the sandbox on a busybox base
+//! built by kiln itself, its changes (new files, directories, deletions as
+//! whiteouts) become a layer, failures name the line and exit code, and an
+//! unchanged rebuild takes the RUN from the cache.
+
+mod image_support;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use image_support::*;
+use serde_json::Value;
+
+const APPLETS: [&str; 6] = ["sh", "echo", "mkdir", "rm", "cat", "ls"];
+
+/// Why the RUN tests cannot run here, if they cannot.
+fn skip_reason() -> Option<&'static str> {
+    if !is_root() {
+        return Some("RUN tests need root");
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        return Some("/bin/busybox is absent (apt-get install busybox-static)");
+    }
+    None
+}
+
+/// A store holding `bb:1`: `FROM scratch` plus a busybox rootfs, built by kiln.
+fn store_with_busybox(dir: &Path) -> PathBuf {
+    let root = dir.join("store");
+    let ctx = dir.join("bb-ctx");
+    let bin = ctx.join("rootfs/bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in APPLETS {
+        symlink("busybox", bin.join(applet)).unwrap();
+    }
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
+    let out = kiln(&root, &["build", "-t", "bb:1", ctx.to_str().unwrap()]);
+    assert!(out.status.success(), "base build failed: {}", stderr(&out));
+    root
+}
+
+fn context(dir: &Path, name: &str, dockerfile: &str) -> PathBuf {
+    let ctx = dir.join(name);
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+fn build(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["build", "--progress=json"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    kiln(root, &args)
+}
+
+/// Names of the steps reported as cached.
+fn cached_steps(out: &std::process::Output) -> Vec<String> {
+    let events: Vec<Value> = stderr(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut names = std::collections::BTreeMap::new();
+    let mut cached = Vec::new();
+    for e in &events {
+        let id = e["id"].as_u64().unwrap_or(0);
+        match e["event"].as_str() {
+            Some("started") => {
+                names.insert(id, e["name"].as_str().unwrap_or("").to_owned());
+            }
+            Some("cached") => cached.push(names.get(&id).cloned().unwrap_or_default()),
+            _ => {}
+        }
+    }
+    cached
+}
+
+/// Member names of the image's top layer.
+fn top_layer_members(root: &Path, name: &str) -> Vec<String> {
+    let store = kiln::image::Store::open(root).unwrap();
+    let image = store.resolve(name).unwrap();
+    let layer = image.layers.last().unwrap();
+    let digest = kiln::image::Digest::parse(layer.digest().as_ref()).unwrap();
+    let bytes = store.read_blob(&digest).unwrap();
+    let media = layer.media_type().to_string();
+    let mut tar = Vec::new();
+    if media.contains("gzip") {
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+    } else if media.contains("zstd") {
+        tar = zstd::decode_all(&bytes[..]).unwrap();
+    } else {
+        tar = bytes;
+    }
+    tar_members(&tar).into_keys().collect()
+}
+
+#[test]
+fn run_changes_become_a_layer_with_whiteouts_and_rebuild_is_cached() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN echo hi > /a && mkdir /d && rm /bin/ls\n",
+    );
+    let dest = dir.path().join("out");
+    let out = build(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "run:1",
+            "-o",
+            &format!("type=local,dest={}", dest.display()),
+        ],
+    );
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    assert_eq!(fs::read_to_string(dest.join("a")).unwrap(), "hi\n");
+    assert!(dest.join("d").is_dir());
+    assert!(fs::symlink_metadata(dest.join("bin/ls")).is_err());
+    assert!(dest.join("bin/cat").exists());
+
+    let members = top_layer_members(&root, "run:1");
+    assert!(members.iter().any(|m| m == "bin/.wh.ls"), "{members:?}");
+    assert!(members.iter().any(|m| m == "a"), "{members:?}");
+
+    let again = build(&root, &ctx, &["-t", "run:1"]);
+    assert!(again.status.success(), "rebuild failed: {}", stderr(&again));
+    let cached = cached_steps(&again);
+    assert!(
+        cached.iter().any(|n| n.starts_with("RUN echo hi")),
+        "RUN not cached: {cached:?}"
+    );
+}
+
+#[test]
+fn failing_run_names_the_line_and_exit_code() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN echo before-failing\nRUN echo about to fail && false\n",
+    );
+    let out = build(&root, &ctx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("exited with code 1"), "{err}");
+    assert!(err.contains("about to fail"), "{err}");
+}
