@@ -1,9 +1,7 @@
 //! DL3014: Reports `apt-get install` without `-y` (or `--yes`, `--assume-yes`, `-qq`).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
 use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
@@ -74,7 +72,6 @@ impl Rule for AptGetYes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
     use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
 
     #[test]

@@ -1,10 +1,8 @@
 //! DL3009: Reports `apt-get update` in a RUN that does not delete `/var/lib/apt/lists` afterwards, in the final stage or a stage used as a base.
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -92,8 +90,7 @@ impl Rule for AptListsCleanup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn dist_clean_is_not_cleanup_for_hadolint() {

@@ -1,9 +1,7 @@
 //! DL3015: Reports `apt-get install` without `--no-install-recommends`.
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
 use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
@@ -76,8 +74,7 @@ impl Rule for AptNoRecommends {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent};
 
     #[test]
     fn install_without_the_flag_is_reported_and_fixed_unsafely() {

@@ -1,10 +1,7 @@
 //! DL3059: Reports a RUN that directly follows another RUN with the same flags when both run a single command.
 
-#[allow(unused_imports)]
-use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -97,8 +94,7 @@ fn command_count(ins: &crate::syntax::Instruction, source: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn second_of_two_single_command_runs_is_reported() {

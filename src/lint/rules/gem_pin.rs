@@ -1,10 +1,8 @@
 //! DL3028: Reports gems installed with `gem install` without a version (`gem:version` or `-v`).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -71,8 +69,7 @@ impl Rule for GemPin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn unpinned_gems_are_reported() {

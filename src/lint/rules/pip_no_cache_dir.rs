@@ -1,10 +1,8 @@
 //! DL3042: Reports `pip install` without `--no-cache-dir`, unless `PIP_NO_CACHE_DIR` is set by ENV or the pip cache is a cache mount.
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -82,8 +80,7 @@ impl Rule for PipNoCacheDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn pip_install_without_the_flag_is_reported() {

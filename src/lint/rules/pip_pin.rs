@@ -1,10 +1,8 @@
 //! DL3013: Reports packages installed with `pip install` without a version specifier.
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -102,8 +100,7 @@ fn pip_install_packages(c: &crate::lint::shell::Command) -> Option<Vec<&crate::l
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn unpinned_packages_are_reported_at_their_words() {

@@ -1,10 +1,8 @@
 //! DL3001: Reports commands that make no sense in a container build, such as `ssh`, `vim`, `shutdown`, `service`, `ps`, `free`, `top`, `kill`, `mount` and `ifconfig`.
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -70,8 +68,7 @@ impl Rule for PointlessCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn service_and_vim_are_reported_at_the_command_name() {

@@ -166,6 +166,16 @@ pub fn unpinned<'s>(
 }
 
 /// Builtins whose `NAME=value` arguments are assignments, not split words.
+/// The yum/dnf/microdnf subcommands that install packages (and so need `-y`).
+pub const RPM_INSTALL_SUBCOMMANDS: [&str; 6] = [
+    "install",
+    "groupinstall",
+    "localinstall",
+    "reinstall",
+    "update",
+    "upgrade",
+];
+
 pub const DECLARATION_BUILTINS: [&str; 5] = ["export", "local", "declare", "readonly", "typeset"];
 
 /// For a `NAME=value` word, the name and the raw value.

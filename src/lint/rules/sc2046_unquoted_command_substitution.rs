@@ -1,10 +1,8 @@
 //! SC2046: Reports an unquoted command substitution (`$(…)` or backquotes) in a command's arguments (ShellCheck SC2046, found without the shellcheck binary).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -76,8 +74,7 @@ impl Rule for UnquotedCommandSubstitution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn unquoted_substitutions_are_reported() {

@@ -1,10 +1,8 @@
 //! SC2155: Reports `export`, `local`, `declare`, `readonly` or `typeset` assigning the output of a command substitution (ShellCheck SC2155, found without the shellcheck binary).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -77,8 +75,7 @@ impl Rule for DeclareAndAssign {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn export_of_command_output_is_reported_at_the_assignment() {

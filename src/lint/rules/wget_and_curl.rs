@@ -1,10 +1,8 @@
 //! DL4001: Reports a RUN using `wget` or `curl` when the stage already used the other one (in an earlier RUN or the same one).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -70,8 +68,7 @@ impl Rule for WgetAndCurl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn second_tool_in_the_stage_is_reported() {

@@ -1,10 +1,8 @@
 //! DL3030: Reports `yum install` without a non-interactive switch (`[`, `"`, `-`, `y`, `"`, `,`, ` `, `"`, `-`, `-`, `a`, `s`, `s`, `u`, `m`, `e`, `y`, `e`, `s`, `"`, `]`).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -52,14 +50,7 @@ impl Rule for YumYes {
             let spans: Vec<_> = missing_flag(
                 &script,
                 &["yum"],
-                &[
-                    "install",
-                    "groupinstall",
-                    "localinstall",
-                    "reinstall",
-                    "update",
-                    "upgrade",
-                ],
+                &RPM_INSTALL_SUBCOMMANDS,
                 &["-y", "--assumeyes"],
             )
             .map(|c| c.name_span())
@@ -77,8 +68,7 @@ impl Rule for YumYes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn install_without_the_switch_is_reported() {

@@ -1,10 +1,8 @@
 //! DL3034: Reports `zypper install` without a non-interactive switch (`[`, `"`, `-`, `n`, `"`, `,`, ` `, `"`, `-`, `-`, `n`, `o`, `n`, `-`, `i`, `n`, `t`, `e`, `r`, `a`, `c`, `t`, `i`, `v`, `e`, `"`, `,`, ` `, `"`, `-`, `y`, `"`, `,`, ` `, `"`, `-`, `-`, `n`, `o`, `-`, `c`, `o`, `n`, `f`, `i`, `r`, `m`, `"`, `]`).
 
-#[allow(unused_imports)]
 use super::run_common::*;
 use crate::declare_rule;
-#[allow(unused_imports)]
-use crate::lint::{Edit, Fix, FixSafety, LintContext, Rule, RuleMeta, Severity};
+use crate::lint::{LintContext, Rule, RuleMeta, Severity};
 
 declare_rule! {
     /// ## What it does
@@ -80,8 +78,7 @@ impl Rule for ZypperNonInteractive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::lint::testing::{assert_fires, assert_fixed, assert_silent, spans};
+    use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
     fn install_without_the_switch_is_reported() {
