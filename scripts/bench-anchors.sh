@@ -12,7 +12,8 @@
 #
 # Every tool gets the same busybox base, built by kiln from busybox-static and
 # loaded into docker and buildah from kiln's docker archive. All builds run
-# with networking off (docker has no bridge here). Cold runs use --no-cache.
+# with networking off where the tool can (docker has no bridge here; buildah's
+# chroot isolation has no network namespace at all). Cold runs use --no-cache.
 # Needs root (dockerd, buildah) and ../shared/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,7 +111,7 @@ docker_build() {
 buildah_build() {
   local s=$1
   shift
-  echo "buildah build -q --layers --isolation chroot --network none --build-arg BASE=${base} -t ${s} $* ${ctx}/${s}"
+  echo "buildah build -q --layers --isolation chroot --build-arg BASE=${base} -t ${s} $* ${ctx}/${s}"
 }
 
 compare() { # name runs prepare-suffix command-args...
@@ -149,4 +150,7 @@ done
 
 echo
 echo "results: ${out}/*.md"
-cat "${out}"/*.md
+for md in "${out}"/*.md; do
+  printf '\n### %s (load %s)\n' "$(basename "${md}" .md)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  cat "${md}"
+done
