@@ -122,6 +122,7 @@ compare() { # name runs prepare-suffix command-args...
     cmds+=(-n "${tool}" "$("${tool}_build" "$@")")
   done
   echo "== ${name}"
+  cut -d' ' -f1-3 /proc/loadavg >"${out}/${name}.load"
   local prep=()
   [[ -n "${prepare}" ]] && prep=(--prepare "${prepare}")
   hyperfine -N --warmup 1 --runs "${n}" "${prep[@]}" --export-markdown "${out}/${name}.md" \
@@ -151,6 +152,6 @@ done
 echo
 echo "results: ${out}/*.md"
 for md in "${out}"/*.md; do
-  printf '\n### %s (load %s)\n' "$(basename "${md}" .md)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '\n### %s (load %s)\n' "$(basename "${md}" .md)" "$(cat "${md%.md}.load" 2>/dev/null)"
   cat "${md}"
 done
