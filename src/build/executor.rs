@@ -30,6 +30,7 @@ use super::cache::{
     diff_inputs, record_name, source_record_name, BuildRecord, BuildStep, KeyInputs, LayerRecord,
     StepRecord, CACHE_VERSION,
 };
+use super::chmod::{Chmod, ChmodError};
 use super::config::{rfc3339, History, ImageConfig};
 use super::context::{BuildContext, ContextError, StatIndex};
 use super::layer::{
@@ -141,6 +142,12 @@ pub enum BuildError {
     },
     #[error("failed to run line {line}: {message}")]
     Unsupported { line: usize, message: String },
+    #[error("failed to apply --chmod at line {line}")]
+    Chmod {
+        line: usize,
+        #[source]
+        source: Box<ChmodError>,
+    },
     #[error("failed to copy at line {line}")]
     Context {
         line: usize,
@@ -964,6 +971,14 @@ fn run_instruction_inner(
             };
             let chown = flag("chown", &f.chown)?;
             let chmod = flag("chmod", &f.chmod)?;
+            if let Some(mode) = &chmod {
+                // Refused before the cache lookup: a bad mode is an error
+                // even when an earlier build cached the step.
+                Chmod::parse(mode).map_err(|source| BuildError::Chmod {
+                    line,
+                    source: Box::new(source),
+                })?;
+            }
             let checksum = flag("checksum", &f.checksum)?;
             if f.link {
                 inputs.flags.insert("link".into(), "true".into());
@@ -1470,12 +1485,11 @@ fn run_layer_job(
                 ..LayerOptions::default()
             };
             if let Some(mode) = &chmod {
-                let bits = u32::from_str_radix(mode, 8).map_err(|_| BuildError::Unsupported {
+                let parsed = Chmod::parse(mode).map_err(|source| BuildError::Chmod {
                     line,
-                    message: format!("--chmod={mode}: only octal modes are supported yet"),
+                    source: Box::new(source),
                 })?;
-                options.file_mode = Some(bits & 0o7777);
-                options.dir_mode = Some(bits & 0o7777);
+                options.chmod = Some(parsed);
             }
             let (plan_holder, from_ctx);
             let (plan, ctx) = match source {
@@ -1538,20 +1552,12 @@ fn run_layer_job(
             if let Some(first) = plan.entries().first() {
                 parents.retain(|p| *p != first.dest);
             }
-            // The layer writer forces --chmod on every directory; parents
-            // created for the destination must stay 0755, so a COPY of files
-            // only (the common case) leaves directory modes alone.
-            if !plan
-                .entries()
-                .iter()
-                .any(|e| e.kind == super::context::EntryKind::Dir)
-            {
-                options.dir_mode = None;
-            }
             let record = write_layer(shared, line, options, |w| {
+                // Parents created for the destination stay 0755 whatever
+                // --chmod says; the copied entries get it.
                 let meta = dir_meta(owner.0, owner.1);
                 for d in &parents {
-                    w.append_dir(d, &meta)?;
+                    w.append_parent_dir(d, &meta)?;
                 }
                 write_copy_layer(ctx, plan, w)
             })?;
@@ -1816,10 +1822,8 @@ fn copy_files(
     line: usize,
     docs: &[(String, Vec<u8>)],
     dest: &str,
-    mut options: LayerOptions,
+    options: LayerOptions,
 ) -> Result<Option<LayerRecord>, BuildError> {
-    // Created parent directories stay 0755 whatever --chmod says.
-    options.dir_mode = None;
     let dest_dir = dest.ends_with('/');
     let mut files: Vec<(String, &[u8])> = docs
         .iter()
@@ -1845,8 +1849,9 @@ fn copy_files(
     let (uid, gid) = options.owner.unwrap_or((0, 0));
     let mtime = options.source_date_epoch.unwrap_or(0);
     let record = write_layer(shared, line, options, |w| {
+        // Created parent directories stay 0755 whatever --chmod says.
         for d in &dirs {
-            w.append_dir(d, &dir_meta(uid, gid))?;
+            w.append_parent_dir(d, &dir_meta(uid, gid))?;
         }
         for (path, body) in &files {
             let meta = EntryMeta {
