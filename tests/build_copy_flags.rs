@@ -178,3 +178,77 @@ fn chmod_from_a_build_arg_that_is_malformed_fails_naming_mode_and_line() {
     assert!(err.contains("--chmod at line 3"), "{err}");
     assert!(err.contains("\"u+q\""), "{err}");
 }
+
+/// fixtures/build/parents: x/{a.txt,notes.md,y/{one,two}.txt}, y/{a.txt,sub/c.txt}.
+#[test]
+fn copy_parents_keeps_source_paths_and_the_pivot_and_exclude_drops_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(
+        dir.path(),
+        Some("parents"),
+        "FROM scratch AS files\n\
+         COPY . /src/\n\
+         FROM scratch\n\
+         COPY --parents ./x/a.txt ./y/a.txt /p/\n\
+         COPY --parents ./x/./y/*.txt /pivot/\n\
+         COPY --parents y/sub /d/\n\
+         COPY --parents --exclude=*.md x /e/\n\
+         COPY --exclude=two.txt x/y/ /f/\n\
+         COPY --from=files --parents /src/./x/y/one.txt /g/\n\
+         COPY --from=files --exclude=*.md --exclude=y /src/x/ /h/\n",
+        &[],
+    );
+    let got = build_tree(dir.path(), &ctx);
+    let expected = want(&[
+        ("d", "dir 755"),
+        ("d/y", "dir 755"),
+        ("d/y/sub", "dir 755"),
+        ("d/y/sub/c.txt", "file 644"),
+        ("e", "dir 755"),
+        ("e/x", "dir 755"),
+        ("e/x/a.txt", "file 644"),
+        ("e/x/y", "dir 755"),
+        ("e/x/y/one.txt", "file 644"),
+        ("e/x/y/two.txt", "file 644"),
+        ("f", "dir 755"),
+        ("f/one.txt", "file 644"),
+        ("g", "dir 755"),
+        ("g/x", "dir 755"),
+        ("g/x/y", "dir 755"),
+        ("g/x/y/one.txt", "file 644"),
+        ("h", "dir 755"),
+        ("h/a.txt", "file 644"),
+        ("p", "dir 755"),
+        ("p/x", "dir 755"),
+        ("p/x/a.txt", "file 644"),
+        ("p/y", "dir 755"),
+        ("p/y/a.txt", "file 644"),
+        ("pivot", "dir 755"),
+        ("pivot/y", "dir 755"),
+        ("pivot/y/one.txt", "file 644"),
+        ("pivot/y/two.txt", "file 644"),
+    ]);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn copy_parents_is_part_of_the_cache_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        Some("parents"),
+        "FROM scratch\nCOPY x/a.txt /p/\n",
+        &[],
+    );
+    let first = kiln(&root, &["build", "-q", ctx.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY --parents x/a.txt /p/\n",
+    )
+    .unwrap();
+    let second = kiln(&root, &["build", "-q", ctx.to_str().unwrap()]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_ne!(first.stdout, second.stdout, "--parents changes the image");
+}

@@ -32,7 +32,7 @@ use super::cache::{
 };
 use super::chmod::{Chmod, ChmodError};
 use super::config::{rfc3339, History, ImageConfig};
-use super::context::{BuildContext, ContextError, StatIndex};
+use super::context::{BuildContext, ContextError, CopyOptions, StatIndex};
 use super::layer::{
     path_order, write_copy_layer, Compression, EntryMeta, LayerError, LayerInfo, LayerOptions,
     LayerWriter,
@@ -984,10 +984,7 @@ fn run_instruction_inner(
                 inputs.flags.insert("link".into(), "true".into());
             }
             if f.parents {
-                return Err(BuildError::Unsupported {
-                    line,
-                    message: "COPY --parents is not supported yet".into(),
-                });
+                inputs.flags.insert("parents".into(), "true".into());
             }
             let mut excludes = Vec::new();
             for w in &f.exclude {
@@ -1009,6 +1006,10 @@ fn run_instruction_inner(
                     message: "ADD --checksum is supported for URL sources only".into(),
                 });
             }
+            let selection = Selection {
+                excludes,
+                parents: f.parents,
+            };
             let from = f.from.as_ref().map(|w| w.text.clone());
             let heredocs: Vec<(String, String)> = instruction
                 .heredocs
@@ -1072,33 +1073,7 @@ fn run_instruction_inner(
                 inputs.sources.insert("from".into(), key);
                 CopySource::Layers(layers)
             } else {
-                let mut plan = shared
-                    .context
-                    .plan_copy(&sources, &dest)
-                    .map_err(|source| BuildError::Context {
-                        line,
-                        source: Box::new(source),
-                    })?;
-                if !excludes.is_empty() {
-                    // Patterns match the path under the source (BuildKit) or
-                    // under the context root, with .dockerignore syntax.
-                    let matcher =
-                        IgnoreMatcher::new(&excludes).map_err(|e| BuildError::Unsupported {
-                            line,
-                            message: format!("bad --exclude pattern: {e}"),
-                        })?;
-                    let prefixes: Vec<String> = sources
-                        .iter()
-                        .map(|s| format!("{}/", s.trim_matches('/').trim_start_matches("./")))
-                        .collect();
-                    plan.retain(|e| {
-                        let under = prefixes
-                            .iter()
-                            .find_map(|p| e.source.strip_prefix(p.as_str()))
-                            .unwrap_or(&e.source);
-                        !matcher.is_excluded(&e.source) && !matcher.is_excluded(under)
-                    });
-                }
+                let plan = plan_sources(&shared.context, &sources, &dest, &selection, line)?;
                 let hash = {
                     let mut index = shared.index.lock().map_err(|_| BuildError::Panicked)?;
                     plan.content_hash(&shared.context, Some(&mut index))
@@ -1125,6 +1100,7 @@ fn run_instruction_inner(
                 dest,
                 chown,
                 chmod,
+                selection,
                 source,
             });
         }
@@ -1268,6 +1244,54 @@ fn copy_from_source(
     Ok((format!("image:{}", image.digest), image.layers.clone()))
 }
 
+/// The COPY flags that change which sources are selected.
+struct Selection {
+    excludes: Vec<String>,
+    parents: bool,
+}
+
+/// Plans a COPY from `context` (the build context or a `--from` source)
+/// with `--parents` and `--exclude`.
+fn plan_sources(
+    context: &BuildContext,
+    sources: &[String],
+    dest: &str,
+    selection: &Selection,
+    line: usize,
+) -> Result<super::context::CopyPlan, BuildError> {
+    let options = CopyOptions {
+        parents: selection.parents,
+        ..CopyOptions::default()
+    };
+    let mut plan = context
+        .plan_copy_with(sources, dest, &options)
+        .map_err(|source| BuildError::Context {
+            line,
+            source: Box::new(source),
+        })?;
+    if !selection.excludes.is_empty() {
+        // Patterns match the path under the source (BuildKit) or under the
+        // context root, with .dockerignore syntax.
+        let matcher =
+            IgnoreMatcher::new(&selection.excludes).map_err(|e| BuildError::Unsupported {
+                line,
+                message: format!("bad --exclude pattern: {e}"),
+            })?;
+        let prefixes: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{}/", s.trim_matches('/').trim_start_matches("./")))
+            .collect();
+        plan.retain(|e| {
+            let under = prefixes
+                .iter()
+                .find_map(|p| e.source.strip_prefix(p.as_str()))
+                .unwrap_or(&e.source);
+            !matcher.is_excluded(&e.source) && !matcher.is_excluded(under)
+        });
+    }
+    Ok(plan)
+}
+
 enum CopySource {
     Context(Box<super::context::CopyPlan>),
     Layers(Vec<Descriptor>),
@@ -1284,6 +1308,7 @@ enum LayerJob {
         dest: String,
         chown: Option<String>,
         chmod: Option<String>,
+        selection: Selection,
         source: CopySource,
     },
     Workdir(String),
@@ -1473,6 +1498,7 @@ fn run_layer_job(
             dest,
             chown,
             chmod,
+            selection,
             source,
         } => {
             let owner = match &chown {
@@ -1512,12 +1538,7 @@ fn run_layer_job(
                                 source: Box::new(source),
                             }
                         })?;
-                    plan_holder = from_ctx.plan_copy(&sources, &dest).map_err(|source| {
-                        BuildError::Context {
-                            line,
-                            source: Box::new(source),
-                        }
-                    })?;
+                    plan_holder = plan_sources(&from_ctx, &sources, &dest, &selection, line)?;
                     (&plan_holder, &from_ctx)
                 }
                 CopySource::Heredoc(docs) => {
