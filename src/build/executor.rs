@@ -1031,10 +1031,11 @@ fn run_instruction_inner(
                 .collect();
             let source = if urls {
                 let url = sources[0].clone();
-                let bytes = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
+                let download = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
                     line,
                     source: Box::new(source),
                 })?;
+                let bytes = download.bytes;
                 if let Some(expected) = &checksum {
                     super::fetch::verify(&url, expected, &bytes).map_err(|source| {
                         BuildError::Fetch {
@@ -1053,7 +1054,7 @@ fn run_instruction_inner(
                 } else {
                     String::new()
                 };
-                CopySource::Url(name, bytes)
+                CopySource::Url(name, bytes, download.last_modified)
             } else if !heredocs.is_empty() {
                 let mut h = Sha256::new();
                 for (name, body) in &heredocs {
@@ -1298,8 +1299,9 @@ enum CopySource {
     Heredoc(Vec<(String, String)>),
     /// ADD of a local tar archive: extracted into the destination directory.
     Tar(PathBuf),
-    /// ADD of a URL: the file name under a directory destination, the bytes.
-    Url(String, Vec<u8>),
+    /// ADD of a URL: the file name under a directory destination, the
+    /// bytes, the server's Last-Modified (the file's mtime, as docker).
+    Url(String, Vec<u8>, Option<i64>),
 }
 
 enum LayerJob {
@@ -1544,9 +1546,9 @@ fn run_layer_job(
                 CopySource::Heredoc(docs) => {
                     let docs: Vec<(String, Vec<u8>)> =
                         docs.into_iter().map(|(n, b)| (n, b.into_bytes())).collect();
-                    return copy_files(shared, state, line, &docs, &dest, options);
+                    return copy_files(shared, state, line, &docs, &dest, options, None);
                 }
-                CopySource::Url(name, bytes) => {
+                CopySource::Url(name, bytes, mtime) => {
                     // Docker gives downloaded files mode 0600 unless --chmod.
                     let mode = options.file_mode.unwrap_or(0o600);
                     options.file_mode = Some(mode);
@@ -1556,7 +1558,7 @@ fn run_layer_job(
                         name
                     };
                     let docs = [(file, bytes)];
-                    return copy_files(shared, state, line, &docs, &dest, options);
+                    return copy_files(shared, state, line, &docs, &dest, options, mtime);
                 }
                 CopySource::Tar(path) => {
                     // A tar keeps its own owners unless --chown says otherwise.
@@ -1836,7 +1838,8 @@ fn append_upper_entry(
 }
 
 /// Writes in-memory files (heredoc bodies, a download) to `dest`: a file
-/// path for one source, a directory for several or when it ends with `/`.
+/// path for one source, a directory for several or when it ends with `/`;
+/// `mtime` (a download's Last-Modified) or else `SOURCE_DATE_EPOCH` or 0.
 fn copy_files(
     shared: &Shared<'_>,
     state: &mut StageState,
@@ -1844,6 +1847,7 @@ fn copy_files(
     docs: &[(String, Vec<u8>)],
     dest: &str,
     options: LayerOptions,
+    mtime: Option<i64>,
 ) -> Result<Option<LayerRecord>, BuildError> {
     let dest_dir = dest.ends_with('/');
     let mut files: Vec<(String, &[u8])> = docs
@@ -1868,7 +1872,8 @@ fn copy_files(
     let mut dirs: Vec<String> = dirs.into_iter().collect();
     dirs.sort_by(|a, b| path_order(a, b));
     let (uid, gid) = options.owner.unwrap_or((0, 0));
-    let mtime = options.source_date_epoch.unwrap_or(0);
+    // The layer writer clamps to SOURCE_DATE_EPOCH.
+    let mtime = mtime.or(options.source_date_epoch).unwrap_or(0);
     let record = write_layer(shared, line, options, |w| {
         // Created parent directories stay 0755 whatever --chmod says.
         for d in &dirs {
