@@ -252,3 +252,40 @@ fn copy_parents_is_part_of_the_cache_key() {
     assert!(second.status.success(), "{}", stderr(&second));
     assert_ne!(first.stdout, second.stdout, "--parents changes the image");
 }
+
+#[test]
+fn copy_from_extracts_a_stage_once_and_prune_drops_the_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        Some("parents"),
+        "FROM scratch AS files\nCOPY x/ /x/\nFROM scratch\nCOPY y/a.txt /\nCOPY --from=files / /all/\n",
+        &[],
+    );
+    let first = kiln(&root, &["build", "-q", ctx.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let kept: Vec<PathBuf> = fs::read_dir(root.join("copy-from"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(kept.len(), 1, "one extracted source: {kept:?}");
+    // A marker only the kept extraction holds: if the next COPY --from
+    // (a miss: the step before it changes) re-extracted, it would be gone.
+    fs::write(kept[0].join("marker"), "kept").unwrap();
+    fs::write(ctx.join("y/a.txt"), "changed").unwrap();
+    let out_dir = dir.path().join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    let second = kiln(&root, &["build", "-q", "-o", &spec, ctx.to_str().unwrap()]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(
+        fs::read_to_string(out_dir.join("all/marker")).unwrap(),
+        "kept"
+    );
+    assert!(out_dir.join("all/x/y/one.txt").is_file());
+
+    let pruned = kiln(&root, &["prune"]);
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert_eq!(fs::read_dir(root.join("copy-from")).unwrap().count(), 0);
+}

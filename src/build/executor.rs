@@ -1526,13 +1526,7 @@ fn run_layer_job(
                     (&plan_holder, &shared.context)
                 }
                 CopySource::Layers(layers) => {
-                    let dir = scratch_dir(shared)?;
-                    rootfs::extract(shared.store, &layers, &dir).map_err(|source| {
-                        BuildError::Rootfs {
-                            line,
-                            source: Box::new(source),
-                        }
-                    })?;
+                    let dir = source_rootfs(shared, &layers, line)?;
                     from_ctx =
                         BuildContext::new(&dir, IgnoreMatcher::default()).map_err(|source| {
                             BuildError::Context {
@@ -2117,9 +2111,51 @@ fn path_set<'s>(
     }
 }
 
+/// The filesystem of `layers` (a `COPY --from` source) in a directory that
+/// is extracted once and kept in `<store>/copy-from/<hex>/`, `hex` the
+/// sha256 of the layer digests: later COPYs from the same stage or image,
+/// in this build or the next, plan straight from it. Made in a temporary
+/// directory and renamed into place (a concurrent build extracting the same
+/// layers loses the race harmlessly, an interrupted one leaves only a
+/// temporary that prune removes); `kiln prune` drops the whole cache, under
+/// the exclusive lock no build holds.
+fn source_rootfs(
+    shared: &Shared<'_>,
+    layers: &[Descriptor],
+    line: usize,
+) -> Result<PathBuf, BuildError> {
+    let mut chain = Sha256::new();
+    for layer in layers {
+        chain.update(layer.digest().to_string().as_bytes());
+        chain.update(b"\n");
+    }
+    let dir = shared
+        .store
+        .copy_from_dir()
+        .join(hex::encode(chain.finalize()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = scratch_dir(shared)?;
+    rootfs::extract(shared.store, layers, &tmp).map_err(|source| BuildError::Rootfs {
+        line,
+        source: Box::new(source),
+    })?;
+    let parent = shared.store.copy_from_dir();
+    fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    if let Err(e) = fs::rename(&tmp, &dir) {
+        if !dir.is_dir() {
+            return Err(io_error(&dir, e));
+        }
+    }
+    Ok(dir)
+}
+
 fn scratch_dir(shared: &Shared<'_>) -> Result<PathBuf, BuildError> {
+    // Unique per process: stages run in parallel.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let base = shared.store.root().join("tmp");
-    let n = shared.next_id.lock().map(|n| *n).unwrap_or(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = base.join(format!(".copy-from-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|source| BuildError::Io {

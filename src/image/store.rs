@@ -9,6 +9,7 @@
 //! lock                    flock: shared while a Store is open, exclusive for prune/fsck
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
+//! copy-from/<hex>         extracted `COPY --from` sources (a cache; prune empties it)
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
 //! instant leaves either the old file or the new one (catalogue R1). Blob writes need no
@@ -176,6 +177,13 @@ impl Store {
 
     pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs/sha256")
+    }
+
+    /// Where `COPY --from` keeps extracted source filesystems (a cache
+    /// [`Store::prune`] empties).
+    #[must_use]
+    pub fn copy_from_dir(&self) -> PathBuf {
+        self.root.join("copy-from")
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
