@@ -412,12 +412,26 @@ pub fn build(
         duration_ms: millis(started),
         steps: steps.clone(),
     };
-    if let Ok(json) = serde_json::to_vec(&record) {
-        store.put_record(
-            &format!("build-{}", digest.hex()),
-            &json,
-            std::slice::from_ref(&digest),
-        )?;
+    // A rebuild where every step hit the cache and that made the image the
+    // last build from this Dockerfile made adds nothing for explain: the
+    // records of the build that made it stay (and two fsynced writes are
+    // most of an unchanged rebuild's time).
+    let build_name = format!("build-{}", digest.hex());
+    let unchanged = cached == steps.len()
+        && store.get_record(&build_name).ok().flatten().is_some()
+        && store
+            .get_record(&source_name)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<BuildRecord>(&b).ok())
+            .is_some_and(|old| old.image == record.image && old.steps.len() == steps.len());
+    let json = if unchanged {
+        None
+    } else {
+        serde_json::to_vec(&record).ok()
+    };
+    if let Some(json) = json {
+        store.put_record(&build_name, &json, std::slice::from_ref(&digest))?;
         store.put_record(&source_name, &json, &[])?;
     }
     Ok(BuildOutput {

@@ -261,8 +261,18 @@ impl Store {
         })
     }
 
-    /// Writes a small blob from memory.
+    /// Writes a small blob from memory. A blob already stored with exactly
+    /// these bytes (compared, so a damaged copy is replaced) is not
+    /// rewritten: an unchanged rebuild stores its config and manifest again,
+    /// and each write costs two fsyncs.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Blob> {
+        let digest = Digest::of(bytes);
+        if fs::read(self.blob_path(&digest)).is_ok_and(|old| old == bytes) {
+            return Ok(Blob {
+                digest,
+                size: bytes.len() as u64,
+            });
+        }
         let mut writer = self.blob_writer()?;
         writer
             .write_all(bytes)
@@ -337,7 +347,13 @@ impl Store {
     }
 
     /// Replaces `dest` atomically: temp file in `tmp/`, fsync, rename, fsync of the directory.
+    /// Nothing is written when `dest` already holds exactly `bytes` (an unchanged
+    /// index.json or record: every writer fsyncs before renaming, so what is there is
+    /// durable).
     pub(crate) fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        if fs::read(dest).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
         let (mut file, temp) = create_temp(&self.tmp_dir(), "meta")?;
         let guard = RemoveOnDrop(Some(temp.clone()));
         file.write_all(bytes)
