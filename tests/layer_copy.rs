@@ -317,6 +317,7 @@ fn copy_exclude_patterns_drop_matching_files_relative_to_each_source() {
     let ctx = context(&fixture());
     let options = CopyOptions {
         excludes: vec!["*.md".into(), "nested".into()],
+        ..CopyOptions::default()
     };
     let plan = ctx
         .plan_copy_with(&["src", "README.md", "Dockerfile"], "/x/", &options)
@@ -324,6 +325,7 @@ fn copy_exclude_patterns_drop_matching_files_relative_to_each_source() {
     assert_eq!(dests(&plan), ["x", "x/Dockerfile", "x/lib.rs", "x/main.rs"]);
     let options = CopyOptions {
         excludes: vec!["**/*.rs".into(), "!main.rs".into()],
+        ..CopyOptions::default()
     };
     let plan = ctx.plan_copy_with(&["src/"], "/x/", &options).unwrap();
     assert_eq!(
@@ -332,6 +334,7 @@ fn copy_exclude_patterns_drop_matching_files_relative_to_each_source() {
     );
     let bad = CopyOptions {
         excludes: vec!["[oops".into()],
+        ..CopyOptions::default()
     };
     assert!(matches!(
         ctx.plan_copy_with(&["src"], "/x/", &bad),

@@ -165,6 +165,10 @@ impl Stat {
 pub struct CopyOptions {
     /// `--exclude` patterns (`.dockerignore` syntax).
     pub excludes: Vec<String>,
+    /// `--parents`: keep each matched source's path (below the context root,
+    /// or below a `/./` pivot in the source) under the destination, with the
+    /// directories on the way taken from the context.
+    pub parents: bool,
 }
 
 /// What an entry of a plan is.
@@ -450,17 +454,24 @@ impl BuildContext {
         let dest_rel = dest_clean.trim_start_matches('/').to_owned();
         let dest_is_dir = dest.ends_with('/') || dest_rel.is_empty();
 
-        let mut resolved = Vec::new();
+        let dest_is_dir = dest_is_dir || options.parents;
+        // (resolved source, with --parents the path kept under dest)
+        let mut resolved: Vec<(Resolved, Option<(String, String)>)> = Vec::new();
         for source in sources {
             let source = source.as_ref();
             let wants_dir = source.ends_with('/') || source.ends_with("/.");
+            let pivot = if options.parents {
+                Some(parents_pivot(source))
+            } else {
+                None
+            };
             let rel = clean_path(source.trim_start_matches('/'));
             if rel == ".." || rel.starts_with("../") {
                 return Err(ContextError::OutsideContext {
                     source_path: source.to_owned(),
                 });
             }
-            let found = if has_glob_meta(&rel) {
+            let logical = if has_glob_meta(&rel) {
                 let matches = self.expand_glob(source, &rel)?;
                 if matches.is_empty() {
                     return Err(ContextError::NoMatch {
@@ -468,20 +479,28 @@ impl BuildContext {
                     });
                 }
                 matches
-                    .iter()
-                    .map(|m| self.resolve(source, m))
-                    .collect::<Result<Vec<_>, _>>()?
             } else {
-                vec![self.resolve(source, &rel)?]
+                vec![rel.clone()]
             };
-            for r in &found {
+            for path in logical {
+                let r = self.resolve(source, &path)?;
                 if wants_dir && !r.meta.is_dir() {
                     return Err(ContextError::NotADirectory {
                         source_path: source.to_owned(),
                     });
                 }
+                let kept = pivot.as_ref().map(|prefix| {
+                    let path = if path == "." { "" } else { path.as_str() };
+                    let kept = match prefix.as_str() {
+                        "" => path,
+                        p => path
+                            .strip_prefix(p)
+                            .map_or("", |rest| rest.trim_start_matches('/')),
+                    };
+                    (prefix.clone(), kept.to_owned())
+                });
+                resolved.push((r, kept));
             }
-            resolved.extend(found);
         }
         if resolved.len() > 1 && !dest_is_dir {
             return Err(ContextError::DestNotDirectory {
@@ -490,12 +509,33 @@ impl BuildContext {
         }
 
         let mut entries = Vec::new();
-        for r in resolved {
+        for (r, kept) in resolved {
+            // With --parents the source keeps its path under dest, and the
+            // directories on the way come from the context (as BuildKit
+            // copies them), re-resolved so symlinks stay inside.
+            let mut dir_dest = dest_rel.clone();
+            let mut file_dest = None;
+            if let Some((prefix, kept)) = &kept {
+                let mut ancestor = String::new();
+                let parts: Vec<&str> = kept.split('/').filter(|p| !p.is_empty()).collect();
+                for part in parts.iter().take(parts.len().saturating_sub(1)) {
+                    ancestor = join(&ancestor, part);
+                    let on_the_way = self.resolve(&ancestor, &join(prefix, &ancestor))?;
+                    entries.push(ContextEntry {
+                        source: on_the_way.rel,
+                        dest: join(&dest_rel, &ancestor),
+                        kind: EntryKind::Dir,
+                        stat: Stat::from_metadata(&on_the_way.meta),
+                    });
+                }
+                dir_dest = join(&dest_rel, kept);
+                file_dest = Some(dir_dest.clone());
+            }
             if r.meta.is_dir() {
-                if !dest_rel.is_empty() {
+                if !dir_dest.is_empty() {
                     entries.push(ContextEntry {
                         source: r.rel.clone(),
-                        dest: dest_rel.clone(),
+                        dest: dir_dest.clone(),
                         kind: EntryKind::Dir,
                         stat: Stat::from_metadata(&r.meta),
                     });
@@ -504,9 +544,11 @@ impl BuildContext {
                     excludes: &excludes,
                     base: &r.rel,
                 };
-                entries.extend(self.walk_dir(&r.rel, &dest_rel, &filter)?);
+                entries.extend(self.walk_dir(&r.rel, &dir_dest, &filter)?);
             } else if !excludes.is_excluded(&r.name) {
-                let dest = if dest_is_dir {
+                let dest = if let Some(dest) = file_dest {
+                    dest
+                } else if dest_is_dir {
                     join(&dest_rel, &r.name)
                 } else {
                     dest_rel.clone()
@@ -791,6 +833,25 @@ fn check_link_inside(
         }
     }
     Ok(())
+}
+
+/// The part of a `COPY --parents` source that is not kept under the
+/// destination: what comes before a `/./` pivot (`./x/./y/*.txt` keeps
+/// `y/...`), cleaned; empty (the context root) when there is no pivot.
+fn parents_pivot(source: &str) -> String {
+    let trimmed = source.trim_start_matches('/');
+    let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
+    match trimmed.find("/./") {
+        Some(i) => {
+            let prefix = clean_path(&trimmed[..i]);
+            if prefix == "." {
+                String::new()
+            } else {
+                prefix
+            }
+        }
+        None => String::new(),
+    }
 }
 
 fn join(dir: &str, name: &str) -> String {

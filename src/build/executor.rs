@@ -30,8 +30,9 @@ use super::cache::{
     diff_inputs, record_name, source_record_name, BuildRecord, BuildStep, KeyInputs, LayerRecord,
     StepRecord, CACHE_VERSION,
 };
+use super::chmod::{Chmod, ChmodError};
 use super::config::{rfc3339, History, ImageConfig};
-use super::context::{BuildContext, ContextError, StatIndex};
+use super::context::{BuildContext, ContextError, CopyOptions, StatIndex};
 use super::layer::{
     path_order, write_copy_layer, Compression, EntryMeta, LayerError, LayerInfo, LayerOptions,
     LayerWriter,
@@ -141,6 +142,12 @@ pub enum BuildError {
     },
     #[error("failed to run line {line}: {message}")]
     Unsupported { line: usize, message: String },
+    #[error("failed to apply --chmod at line {line}")]
+    Chmod {
+        line: usize,
+        #[source]
+        source: Box<ChmodError>,
+    },
     #[error("failed to copy at line {line}")]
     Context {
         line: usize,
@@ -405,12 +412,26 @@ pub fn build(
         duration_ms: millis(started),
         steps: steps.clone(),
     };
-    if let Ok(json) = serde_json::to_vec(&record) {
-        store.put_record(
-            &format!("build-{}", digest.hex()),
-            &json,
-            std::slice::from_ref(&digest),
-        )?;
+    // A rebuild where every step hit the cache and that made the image the
+    // last build from this Dockerfile made adds nothing for explain: the
+    // records of the build that made it stay (and two fsynced writes are
+    // most of an unchanged rebuild's time).
+    let build_name = format!("build-{}", digest.hex());
+    let unchanged = cached == steps.len()
+        && store.get_record(&build_name).ok().flatten().is_some()
+        && store
+            .get_record(&source_name)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<BuildRecord>(&b).ok())
+            .is_some_and(|old| old.image == record.image && old.steps.len() == steps.len());
+    let json = if unchanged {
+        None
+    } else {
+        serde_json::to_vec(&record).ok()
+    };
+    if let Some(json) = json {
+        store.put_record(&build_name, &json, std::slice::from_ref(&digest))?;
         store.put_record(&source_name, &json, &[])?;
     }
     Ok(BuildOutput {
@@ -964,15 +985,20 @@ fn run_instruction_inner(
             };
             let chown = flag("chown", &f.chown)?;
             let chmod = flag("chmod", &f.chmod)?;
+            if let Some(mode) = &chmod {
+                // Refused before the cache lookup: a bad mode is an error
+                // even when an earlier build cached the step.
+                Chmod::parse(mode).map_err(|source| BuildError::Chmod {
+                    line,
+                    source: Box::new(source),
+                })?;
+            }
             let checksum = flag("checksum", &f.checksum)?;
             if f.link {
                 inputs.flags.insert("link".into(), "true".into());
             }
             if f.parents {
-                return Err(BuildError::Unsupported {
-                    line,
-                    message: "COPY --parents is not supported yet".into(),
-                });
+                inputs.flags.insert("parents".into(), "true".into());
             }
             let mut excludes = Vec::new();
             for w in &f.exclude {
@@ -994,6 +1020,10 @@ fn run_instruction_inner(
                     message: "ADD --checksum is supported for URL sources only".into(),
                 });
             }
+            let selection = Selection {
+                excludes,
+                parents: f.parents,
+            };
             let from = f.from.as_ref().map(|w| w.text.clone());
             let heredocs: Vec<(String, String)> = instruction
                 .heredocs
@@ -1015,10 +1045,11 @@ fn run_instruction_inner(
                 .collect();
             let source = if urls {
                 let url = sources[0].clone();
-                let bytes = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
+                let download = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
                     line,
                     source: Box::new(source),
                 })?;
+                let bytes = download.bytes;
                 if let Some(expected) = &checksum {
                     super::fetch::verify(&url, expected, &bytes).map_err(|source| {
                         BuildError::Fetch {
@@ -1037,7 +1068,7 @@ fn run_instruction_inner(
                 } else {
                     String::new()
                 };
-                CopySource::Url(name, bytes)
+                CopySource::Url(name, bytes, download.last_modified)
             } else if !heredocs.is_empty() {
                 let mut h = Sha256::new();
                 for (name, body) in &heredocs {
@@ -1057,33 +1088,7 @@ fn run_instruction_inner(
                 inputs.sources.insert("from".into(), key);
                 CopySource::Layers(layers)
             } else {
-                let mut plan = shared
-                    .context
-                    .plan_copy(&sources, &dest)
-                    .map_err(|source| BuildError::Context {
-                        line,
-                        source: Box::new(source),
-                    })?;
-                if !excludes.is_empty() {
-                    // Patterns match the path under the source (BuildKit) or
-                    // under the context root, with .dockerignore syntax.
-                    let matcher =
-                        IgnoreMatcher::new(&excludes).map_err(|e| BuildError::Unsupported {
-                            line,
-                            message: format!("bad --exclude pattern: {e}"),
-                        })?;
-                    let prefixes: Vec<String> = sources
-                        .iter()
-                        .map(|s| format!("{}/", s.trim_matches('/').trim_start_matches("./")))
-                        .collect();
-                    plan.retain(|e| {
-                        let under = prefixes
-                            .iter()
-                            .find_map(|p| e.source.strip_prefix(p.as_str()))
-                            .unwrap_or(&e.source);
-                        !matcher.is_excluded(&e.source) && !matcher.is_excluded(under)
-                    });
-                }
+                let plan = plan_sources(&shared.context, &sources, &dest, &selection, line)?;
                 let hash = {
                     let mut index = shared.index.lock().map_err(|_| BuildError::Panicked)?;
                     plan.content_hash(&shared.context, Some(&mut index))
@@ -1110,6 +1115,7 @@ fn run_instruction_inner(
                 dest,
                 chown,
                 chmod,
+                selection,
                 source,
             });
         }
@@ -1253,14 +1259,63 @@ fn copy_from_source(
     Ok((format!("image:{}", image.digest), image.layers.clone()))
 }
 
+/// The COPY flags that change which sources are selected.
+struct Selection {
+    excludes: Vec<String>,
+    parents: bool,
+}
+
+/// Plans a COPY from `context` (the build context or a `--from` source)
+/// with `--parents` and `--exclude`.
+fn plan_sources(
+    context: &BuildContext,
+    sources: &[String],
+    dest: &str,
+    selection: &Selection,
+    line: usize,
+) -> Result<super::context::CopyPlan, BuildError> {
+    let options = CopyOptions {
+        parents: selection.parents,
+        ..CopyOptions::default()
+    };
+    let mut plan = context
+        .plan_copy_with(sources, dest, &options)
+        .map_err(|source| BuildError::Context {
+            line,
+            source: Box::new(source),
+        })?;
+    if !selection.excludes.is_empty() {
+        // Patterns match the path under the source (BuildKit) or under the
+        // context root, with .dockerignore syntax.
+        let matcher =
+            IgnoreMatcher::new(&selection.excludes).map_err(|e| BuildError::Unsupported {
+                line,
+                message: format!("bad --exclude pattern: {e}"),
+            })?;
+        let prefixes: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{}/", s.trim_matches('/').trim_start_matches("./")))
+            .collect();
+        plan.retain(|e| {
+            let under = prefixes
+                .iter()
+                .find_map(|p| e.source.strip_prefix(p.as_str()))
+                .unwrap_or(&e.source);
+            !matcher.is_excluded(&e.source) && !matcher.is_excluded(under)
+        });
+    }
+    Ok(plan)
+}
+
 enum CopySource {
     Context(Box<super::context::CopyPlan>),
     Layers(Vec<Descriptor>),
     Heredoc(Vec<(String, String)>),
     /// ADD of a local tar archive: extracted into the destination directory.
     Tar(PathBuf),
-    /// ADD of a URL: the file name under a directory destination, the bytes.
-    Url(String, Vec<u8>),
+    /// ADD of a URL: the file name under a directory destination, the
+    /// bytes, the server's Last-Modified (the file's mtime, as docker).
+    Url(String, Vec<u8>, Option<i64>),
 }
 
 enum LayerJob {
@@ -1269,6 +1324,7 @@ enum LayerJob {
         dest: String,
         chown: Option<String>,
         chmod: Option<String>,
+        selection: Selection,
         source: CopySource,
     },
     Workdir(String),
@@ -1458,6 +1514,7 @@ fn run_layer_job(
             dest,
             chown,
             chmod,
+            selection,
             source,
         } => {
             let owner = match &chown {
@@ -1470,12 +1527,11 @@ fn run_layer_job(
                 ..LayerOptions::default()
             };
             if let Some(mode) = &chmod {
-                let bits = u32::from_str_radix(mode, 8).map_err(|_| BuildError::Unsupported {
+                let parsed = Chmod::parse(mode).map_err(|source| BuildError::Chmod {
                     line,
-                    message: format!("--chmod={mode}: only octal modes are supported yet"),
+                    source: Box::new(source),
                 })?;
-                options.file_mode = Some(bits & 0o7777);
-                options.dir_mode = Some(bits & 0o7777);
+                options.chmod = Some(parsed);
             }
             let (plan_holder, from_ctx);
             let (plan, ctx) = match source {
@@ -1484,13 +1540,7 @@ fn run_layer_job(
                     (&plan_holder, &shared.context)
                 }
                 CopySource::Layers(layers) => {
-                    let dir = scratch_dir(shared)?;
-                    rootfs::extract(shared.store, &layers, &dir).map_err(|source| {
-                        BuildError::Rootfs {
-                            line,
-                            source: Box::new(source),
-                        }
-                    })?;
+                    let dir = source_rootfs(shared, &layers, line)?;
                     from_ctx =
                         BuildContext::new(&dir, IgnoreMatcher::default()).map_err(|source| {
                             BuildError::Context {
@@ -1498,20 +1548,15 @@ fn run_layer_job(
                                 source: Box::new(source),
                             }
                         })?;
-                    plan_holder = from_ctx.plan_copy(&sources, &dest).map_err(|source| {
-                        BuildError::Context {
-                            line,
-                            source: Box::new(source),
-                        }
-                    })?;
+                    plan_holder = plan_sources(&from_ctx, &sources, &dest, &selection, line)?;
                     (&plan_holder, &from_ctx)
                 }
                 CopySource::Heredoc(docs) => {
                     let docs: Vec<(String, Vec<u8>)> =
                         docs.into_iter().map(|(n, b)| (n, b.into_bytes())).collect();
-                    return copy_files(shared, state, line, &docs, &dest, options);
+                    return copy_files(shared, state, line, &docs, &dest, options, None);
                 }
-                CopySource::Url(name, bytes) => {
+                CopySource::Url(name, bytes, mtime) => {
                     // Docker gives downloaded files mode 0600 unless --chmod.
                     let mode = options.file_mode.unwrap_or(0o600);
                     options.file_mode = Some(mode);
@@ -1521,7 +1566,7 @@ fn run_layer_job(
                         name
                     };
                     let docs = [(file, bytes)];
-                    return copy_files(shared, state, line, &docs, &dest, options);
+                    return copy_files(shared, state, line, &docs, &dest, options, mtime);
                 }
                 CopySource::Tar(path) => {
                     // A tar keeps its own owners unless --chown says otherwise.
@@ -1538,20 +1583,12 @@ fn run_layer_job(
             if let Some(first) = plan.entries().first() {
                 parents.retain(|p| *p != first.dest);
             }
-            // The layer writer forces --chmod on every directory; parents
-            // created for the destination must stay 0755, so a COPY of files
-            // only (the common case) leaves directory modes alone.
-            if !plan
-                .entries()
-                .iter()
-                .any(|e| e.kind == super::context::EntryKind::Dir)
-            {
-                options.dir_mode = None;
-            }
             let record = write_layer(shared, line, options, |w| {
+                // Parents created for the destination stay 0755 whatever
+                // --chmod says; the copied entries get it.
                 let meta = dir_meta(owner.0, owner.1);
                 for d in &parents {
-                    w.append_dir(d, &meta)?;
+                    w.append_parent_dir(d, &meta)?;
                 }
                 write_copy_layer(ctx, plan, w)
             })?;
@@ -1809,17 +1846,17 @@ fn append_upper_entry(
 }
 
 /// Writes in-memory files (heredoc bodies, a download) to `dest`: a file
-/// path for one source, a directory for several or when it ends with `/`.
+/// path for one source, a directory for several or when it ends with `/`;
+/// `mtime` (a download's Last-Modified) or else `SOURCE_DATE_EPOCH` or 0.
 fn copy_files(
     shared: &Shared<'_>,
     state: &mut StageState,
     line: usize,
     docs: &[(String, Vec<u8>)],
     dest: &str,
-    mut options: LayerOptions,
+    options: LayerOptions,
+    mtime: Option<i64>,
 ) -> Result<Option<LayerRecord>, BuildError> {
-    // Created parent directories stay 0755 whatever --chmod says.
-    options.dir_mode = None;
     let dest_dir = dest.ends_with('/');
     let mut files: Vec<(String, &[u8])> = docs
         .iter()
@@ -1843,10 +1880,12 @@ fn copy_files(
     let mut dirs: Vec<String> = dirs.into_iter().collect();
     dirs.sort_by(|a, b| path_order(a, b));
     let (uid, gid) = options.owner.unwrap_or((0, 0));
-    let mtime = options.source_date_epoch.unwrap_or(0);
+    // The layer writer clamps to SOURCE_DATE_EPOCH.
+    let mtime = mtime.or(options.source_date_epoch).unwrap_or(0);
     let record = write_layer(shared, line, options, |w| {
+        // Created parent directories stay 0755 whatever --chmod says.
         for d in &dirs {
-            w.append_dir(d, &dir_meta(uid, gid))?;
+            w.append_parent_dir(d, &dir_meta(uid, gid))?;
         }
         for (path, body) in &files {
             let meta = EntryMeta {
@@ -2086,9 +2125,51 @@ fn path_set<'s>(
     }
 }
 
+/// The filesystem of `layers` (a `COPY --from` source) in a directory that
+/// is extracted once and kept in `<store>/copy-from/<hex>/`, `hex` the
+/// sha256 of the layer digests: later COPYs from the same stage or image,
+/// in this build or the next, plan straight from it. Made in a temporary
+/// directory and renamed into place (a concurrent build extracting the same
+/// layers loses the race harmlessly, an interrupted one leaves only a
+/// temporary that prune removes); `kiln prune` drops the whole cache, under
+/// the exclusive lock no build holds.
+fn source_rootfs(
+    shared: &Shared<'_>,
+    layers: &[Descriptor],
+    line: usize,
+) -> Result<PathBuf, BuildError> {
+    let mut chain = Sha256::new();
+    for layer in layers {
+        chain.update(layer.digest().to_string().as_bytes());
+        chain.update(b"\n");
+    }
+    let dir = shared
+        .store
+        .copy_from_dir()
+        .join(hex::encode(chain.finalize()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = scratch_dir(shared)?;
+    rootfs::extract(shared.store, layers, &tmp).map_err(|source| BuildError::Rootfs {
+        line,
+        source: Box::new(source),
+    })?;
+    let parent = shared.store.copy_from_dir();
+    fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    if let Err(e) = fs::rename(&tmp, &dir) {
+        if !dir.is_dir() {
+            return Err(io_error(&dir, e));
+        }
+    }
+    Ok(dir)
+}
+
 fn scratch_dir(shared: &Shared<'_>) -> Result<PathBuf, BuildError> {
+    // Unique per process: stages run in parallel.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let base = shared.store.root().join("tmp");
-    let n = shared.next_id.lock().map(|n| *n).unwrap_or(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = base.join(format!(".copy-from-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|source| BuildError::Io {

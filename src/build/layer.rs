@@ -31,6 +31,7 @@ use std::thread::JoinHandle;
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+use super::chmod::Chmod;
 use super::context::{BuildContext, CopyPlan, EntryKind};
 
 /// Size of the chunks the tar stream is cut into. Gzip compresses each chunk
@@ -113,8 +114,13 @@ pub struct LayerOptions {
     pub owner: Option<(u32, u32)>,
     /// Force these permission bits on regular files (`--chmod`).
     pub file_mode: Option<u32>,
-    /// Force these permission bits on directories (`--chmod`).
+    /// Force these permission bits on directories.
     pub dir_mode: Option<u32>,
+    /// `--chmod`: applied to files, directories and hard links after the
+    /// forced modes above (an octal value replaces the bits, a symbolic one
+    /// changes each entry's own); never to symlinks or to directories added
+    /// with [`LayerWriter::append_parent_dir`].
+    pub chmod: Option<Chmod>,
 }
 
 /// Metadata of one entry, before normalisation.
@@ -259,7 +265,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         reader: &mut dyn Read,
     ) -> Result<(), LayerError> {
         self.check_order(path)?;
-        let meta = self.normalise(meta, self.options.file_mode);
+        let meta = self.normalise(meta, self.options.file_mode, self.options.chmod, false);
         let written = self
             .header(path, b'0', &meta, size, "")
             .and_then(|()| self.copy_data(path, size, reader));
@@ -274,7 +280,22 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     /// Invalid or unsorted path, or a sink error.
     pub fn append_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<(), LayerError> {
         self.check_order(path)?;
-        let meta = self.normalise(meta, self.options.dir_mode);
+        let meta = self.normalise(meta, self.options.dir_mode, self.options.chmod, true);
+        let written = self.header(&format!("{path}/"), b'5', &meta, 0, "");
+        self.poison_on_error(written)?;
+        self.record(path, ChangeKind::Dir, 0);
+        Ok(())
+    }
+
+    /// Appends a directory created to hold a destination (`COPY a /x/y/`
+    /// creating `/x`): it keeps `meta`'s mode whatever `--chmod` says, as
+    /// BuildKit leaves created parents 0755.
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_parent_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<(), LayerError> {
+        self.check_order(path)?;
+        let meta = self.normalise(meta, None, None, true);
         let written = self.header(&format!("{path}/"), b'5', &meta, 0, "");
         self.poison_on_error(written)?;
         self.record(path, ChangeKind::Dir, 0);
@@ -293,7 +314,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     ) -> Result<(), LayerError> {
         self.check_order(path)?;
         // Symlink permissions mean nothing on Linux; fix them for stable bytes.
-        let mut meta = self.normalise(meta, None);
+        let mut meta = self.normalise(meta, None, None, false);
         meta.mode = 0o777;
         let written = self.header(path, b'2', &meta, 0, target);
         self.poison_on_error(written)?;
@@ -313,7 +334,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     ) -> Result<(), LayerError> {
         validate_path(target)?;
         self.check_order(path)?;
-        let meta = self.normalise(meta, self.options.file_mode);
+        let meta = self.normalise(meta, self.options.file_mode, self.options.chmod, false);
         let written = self.header(path, b'1', &meta, 0, target);
         self.poison_on_error(written)?;
         self.record(path, ChangeKind::Hardlink, 0);
@@ -387,6 +408,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
                 mtime: 0,
             },
             None,
+            None,
+            false,
         );
         let written = self.header(marker, b'0', &meta, 0, "");
         self.poison_on_error(written)
@@ -421,14 +444,24 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         });
     }
 
-    fn normalise(&self, meta: &EntryMeta, mode: Option<u32>) -> EntryMeta {
+    fn normalise(
+        &self,
+        meta: &EntryMeta,
+        mode: Option<u32>,
+        chmod: Option<Chmod>,
+        is_dir: bool,
+    ) -> EntryMeta {
         let (uid, gid) = self.options.owner.unwrap_or((meta.uid, meta.gid));
         let mut mtime = meta.mtime.max(0);
         if let Some(epoch) = self.options.source_date_epoch {
             mtime = mtime.min(epoch.max(0));
         }
+        let mut mode = mode.unwrap_or(meta.mode) & 0o7777;
+        if let Some(chmod) = chmod {
+            mode = chmod.apply(mode, is_dir) & 0o7777;
+        }
         EntryMeta {
-            mode: mode.unwrap_or(meta.mode) & 0o7777,
+            mode,
             uid,
             gid,
             mtime,

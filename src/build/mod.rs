@@ -3,11 +3,12 @@
 //! [`context`] selects COPY sources (`.dockerignore`, content hashes, the
 //! stat index); [`layer`] is the deterministic streaming layer writer;
 //! [`executor`] runs the stages a target needs, with [`cache`] keys and
-//! records, [`config`] the image config document, [`rootfs`] reading image
+//! records, [`chmod`] `--chmod` modes, [`config`] the image config document, [`rootfs`] reading image
 //! filesystems out of layers, [`fetch`] `ADD <url>` downloads, and
 //! [`output`] the `--output` exporters.
 
 pub mod cache;
+pub mod chmod;
 pub mod config;
 pub mod context;
 pub mod executor;

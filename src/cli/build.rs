@@ -182,7 +182,14 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             LayerCompression::Zstd => Compression::ZSTD,
         },
     };
-    let unused = build::unused_build_args(&parsed.dockerfile, &request.build_args);
+    // docker counts `--build-arg K` with K unset in the environment as given
+    // (it is warned about when no ARG consumes it) but passes no value.
+    let given: BTreeMap<String, String> = args
+        .build_args
+        .iter()
+        .map(|a| (a.split('=').next().unwrap_or(a).to_owned(), String::new()))
+        .collect();
+    let unused = build::unused_build_args(&parsed.dockerfile, &given);
     if !unused.is_empty() && !args.quiet {
         eprintln!(
             "[Warning] One or more build-args [{}] were not consumed",

@@ -68,13 +68,65 @@ pub fn render_report(report: &miette::Report, fancy: bool) -> String {
     out
 }
 
+/// docker's wording (cobra's) for an unknown flag or a bad flag value, so
+/// scripts and people used to `docker build` read the same thing:
+/// `unknown flag: --x` / `invalid argument "v" for "--f" flag: why`, then
+/// `See 'kiln build --help'.`. Other parse errors keep clap's text.
+fn docker_usage_error(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let first = match err.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = context(ContextKind::InvalidArg)?;
+            match arg.strip_prefix('-') {
+                Some(short) if !short.starts_with('-') => {
+                    let c = short.chars().next()?;
+                    format!("unknown shorthand flag: '{c}' in {arg}")
+                }
+                _ => format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg)),
+            }
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let flag = context(ContextKind::InvalidArg)?;
+            let flag = flag.split([' ', '=']).next().unwrap_or(&flag).to_owned();
+            let value = context(ContextKind::InvalidValue)?;
+            let reason = match err.get(ContextKind::ValidValue) {
+                Some(ContextValue::Strings(valid)) => {
+                    format!("valid values are {}", valid.join(", "))
+                }
+                _ => std::error::Error::source(err)
+                    .map_or_else(|| "invalid value".to_owned(), ToString::to_string),
+            };
+            format!("invalid argument \"{value}\" for \"{flag}\" flag: {reason}")
+        }
+        _ => return None,
+    };
+    let names: Vec<String> = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| names.contains(a))
+        .map_or_else(String::new, |s| format!(" {s}"));
+    Some(format!("{first}\nSee 'kiln{sub} --help'."))
+}
+
 /// Entry point used by `main`: runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
-            let _ = err.print();
+            match docker_usage_error(&err) {
+                Some(text) => eprintln!("{text}"),
+                None => {
+                    let _ = err.print();
+                }
+            }
             return ExitCode::from(code);
         }
     };

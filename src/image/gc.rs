@@ -137,6 +137,11 @@ impl Store {
             temp_removed: clean_dir(&self.tmp_dir())?,
             ..PruneReport::default()
         };
+        // Extracted `COPY --from` sources are a cache: rebuilt on demand.
+        let copy_from = self.copy_from_dir();
+        if copy_from.is_dir() {
+            report.temp_removed += clean_dir(&copy_from)?;
+        }
         let mut keep = self.reachable()?;
         if options.keep_cache {
             for path in self.records()? {

@@ -9,6 +9,7 @@
 //! lock                    flock: shared while a Store is open, exclusive for prune/fsck
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
+//! copy-from/<hex>         extracted `COPY --from` sources (a cache; prune empties it)
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
 //! instant leaves either the old file or the new one (catalogue R1). Blob writes need no
@@ -178,6 +179,13 @@ impl Store {
         self.root.join("blobs/sha256")
     }
 
+    /// Where `COPY --from` keeps extracted source filesystems (a cache
+    /// [`Store::prune`] empties).
+    #[must_use]
+    pub fn copy_from_dir(&self) -> PathBuf {
+        self.root.join("copy-from")
+    }
+
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
@@ -253,8 +261,18 @@ impl Store {
         })
     }
 
-    /// Writes a small blob from memory.
+    /// Writes a small blob from memory. A blob already stored with exactly
+    /// these bytes (compared, so a damaged copy is replaced) is not
+    /// rewritten: an unchanged rebuild stores its config and manifest again,
+    /// and each write costs two fsyncs.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Blob> {
+        let digest = Digest::of(bytes);
+        if fs::read(self.blob_path(&digest)).is_ok_and(|old| old == bytes) {
+            return Ok(Blob {
+                digest,
+                size: bytes.len() as u64,
+            });
+        }
         let mut writer = self.blob_writer()?;
         writer
             .write_all(bytes)
@@ -329,7 +347,13 @@ impl Store {
     }
 
     /// Replaces `dest` atomically: temp file in `tmp/`, fsync, rename, fsync of the directory.
+    /// Nothing is written when `dest` already holds exactly `bytes` (an unchanged
+    /// index.json or record: every writer fsyncs before renaming, so what is there is
+    /// durable).
     pub(crate) fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        if fs::read(dest).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
         let (mut file, temp) = create_temp(&self.tmp_dir(), "meta")?;
         let guard = RemoveOnDrop(Some(temp.clone()));
         file.write_all(bytes)

@@ -221,12 +221,14 @@ pub fn check_chmod(value: &str) -> Result<(), String> {
                 return Err(format!("invalid symbolic mode `{value}` for --chmod"));
             }
             saw_op = true;
-            while chars
-                .peek()
-                .is_some_and(|c| matches!(c, 'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o'))
-            {
-                chars.next();
+            // Either letters from rwxXst, or one of ugo standing alone.
+            if chars.next_if(|c| matches!(c, 'u' | 'g' | 'o')).is_some() {
+                continue;
             }
+            while chars
+                .next_if(|c| matches!(c, 'r' | 'w' | 'x' | 'X' | 's' | 't'))
+                .is_some()
+            {}
         }
         if !saw_op {
             return Err(format!("invalid symbolic mode `{value}` for --chmod"));
@@ -870,6 +872,8 @@ mod tests {
         assert!(check_chmod("a-w").is_ok());
         assert!(check_chmod("999").is_err());
         assert!(check_chmod("rwx").is_err());
+        assert!(check_chmod("u+ug").is_err());
+        assert!(check_chmod("g=u,a+X").is_ok());
         assert!(check_chmod("$MODE").is_ok());
     }
 }
