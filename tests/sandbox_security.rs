@@ -351,7 +351,9 @@ fn teardown_never_deletes_host_files_through_a_moved_mount_stub() {
     });
     s.mounts.push(MountSpec::Cache {
         source: cache.path().to_path_buf(),
+        subpath: String::new(),
         target: "/k/file".into(),
+        readonly: false,
     });
     let ran = run(s, dir);
     assert!(ran.output.contains("moved"), "{}", ran.output);
@@ -379,11 +381,13 @@ fn bind_mounts_are_read_only_and_writable_binds_discard_writes() {
     std::fs::write(src.path().join("gone"), "g").unwrap();
     s.mounts.push(MountSpec::Bind {
         source: src.path().to_path_buf(),
+        subpath: String::new(),
         target: "/ro".into(),
         writable: false,
     });
     s.mounts.push(MountSpec::Bind {
         source: src.path().to_path_buf(),
+        subpath: String::new(),
         target: "/rw".into(),
         writable: true,
     });
@@ -415,7 +419,9 @@ fn cache_mounts_persist_and_stay_out_of_the_layer() {
         let (mut s, dir) = spec("echo run >> /var/cache/x/log; wc -l < /var/cache/x/log");
         s.mounts.push(MountSpec::Cache {
             source: cache.path().to_path_buf(),
+            subpath: String::new(),
             target: "/var/cache/x".into(),
+            readonly: false,
         });
         let ran = run(s, dir);
         let changes =
@@ -617,4 +623,56 @@ fn host_network_mode_shares_the_host_interfaces() {
         ran.output
     );
     assert!(!ran.output.contains("wrote-sys"), "{}", ran.output);
+}
+
+#[test]
+fn mount_sources_resolve_inside_their_root() {
+    if skipped("mount_sources_resolve_inside_their_root") {
+        return;
+    }
+    // buildah CVE-2024-1753 (a `from=` stage whose `rootdir -> /` was bound rw from the host's
+    // `/`), buildah CVE-2024-9675 (`source=../../..`) and BuildKit CVE-2024-23651 (a cache
+    // subpath swapped for a symlink): the source is resolved inside its root by the kernel.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("canary"), "HOST-CANARY").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("inside"), "inside-file").unwrap();
+    std::os::unix::fs::symlink("/", src.path().join("rootdir")).unwrap();
+    std::os::unix::fs::symlink(host.path(), src.path().join("sel")).unwrap();
+    let (mut s, dir) = spec(
+        "cat /v/inside; echo; cat /v/canary /c/canary; touch /v/BREAKOUT /c/BREAKOUT; echo end",
+    );
+    s.mounts.push(MountSpec::Bind {
+        source: src.path().to_path_buf(),
+        subpath: "rootdir".into(),
+        target: "/v".into(),
+        writable: true,
+    });
+    // `sel` points at the host dir by an absolute path: inside the root that path is missing, so
+    // the mount target is `src` + the host path, which does not exist.
+    std::fs::create_dir_all(src.path().join(host.path().strip_prefix("/").unwrap())).unwrap();
+    s.mounts.push(MountSpec::Cache {
+        source: src.path().to_path_buf(),
+        subpath: "sel".into(),
+        target: "/c".into(),
+        readonly: false,
+    });
+    let ran = run(s, dir);
+    assert!(ran.output.contains("inside-file"), "{}", ran.output);
+    assert!(!ran.output.contains("HOST-CANARY"), "{}", ran.output);
+    assert!(!host.path().join("BREAKOUT").exists());
+    assert!(!std::path::Path::new("/BREAKOUT").exists());
+
+    // `..` cannot climb out of the source either: the path does not exist inside it.
+    let (mut s, _dir) = spec("cat /w/canary");
+    s.mounts.push(MountSpec::Bind {
+        source: src.path().to_path_buf(),
+        subpath: format!("../../../../..{}", host.path().display()),
+        target: "/w".into(),
+        writable: false,
+    });
+    match sandbox::run(&s, &mut |_: &[u8]| {}) {
+        Err(_) => {}
+        Ok(outcome) => assert!(!outcome.status.success(), "the host canary was readable"),
+    }
 }
