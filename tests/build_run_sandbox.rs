@@ -307,12 +307,26 @@ fn secret_is_readable_in_run_but_in_no_layer_record_or_snapshot() {
 }
 
 #[test]
-fn host_network_needs_the_network_host_entitlement() {
-    if skipped("host_network_needs_the_network_host_entitlement") {
+fn host_network_and_insecure_security_need_entitlements() {
+    if skipped("host_network_and_insecure_security_need_entitlements") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = store_with_busybox(dir.path());
+    // Catalogue S6: a privileged RUN is refused, not run with defaults.
+    let insecure = context(
+        dir.path(),
+        "insecure",
+        "FROM bb:1\nRUN --security=insecure true\n",
+    );
+    let out = build(&root, &insecure, &["--allow", "network.host"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("security.insecure"),
+        "{}",
+        stderr(&out)
+    );
+
     let ctx = context(
         dir.path(),
         "ctx",

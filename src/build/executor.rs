@@ -117,6 +117,8 @@ pub enum Event {
         id: usize,
         network: String,
         rootfs: String,
+        /// How long the sandboxed run took (setup, command, teardown), without the layer.
+        run_micros: u64,
     },
 }
 
@@ -223,6 +225,10 @@ impl BuildError {
         match self {
             BuildError::BaseImage { help, .. } => Some(help.clone()),
             BuildError::Mount { source, .. } => source.help(),
+            BuildError::Entitlement {
+                entitlement: "security.insecure",
+                ..
+            } => Some("kiln does not run privileged RUNs: remove --security=insecure".to_owned()),
             BuildError::Entitlement { entitlement, .. } => Some(format!(
                 "grant it with `kiln build --allow {entitlement}`: the RUN then shares the \
                  host's network namespace, so it can reach services on the host's 127.0.0.1"
@@ -952,6 +958,26 @@ fn run_instruction_inner(
                 },
                 None => shared.request.network,
             };
+            // One policy for every sandbox start (catalogue S6): `--security=insecure` needs
+            // the security.insecure entitlement, which kiln never grants; anything else but
+            // `sandbox` is refused rather than ignored.
+            if let Some(w) = &run.flags.security {
+                match x.word(w)?.as_str() {
+                    "sandbox" => {}
+                    "insecure" => {
+                        return Err(BuildError::Entitlement {
+                            line,
+                            entitlement: "security.insecure",
+                        })
+                    }
+                    other => {
+                        return Err(BuildError::Unsupported {
+                            line,
+                            message: format!("unsupported security mode {other:?} (use sandbox)"),
+                        })
+                    }
+                }
+            }
             if network == NetworkMode::Host && !shared.request.allow_network_host {
                 return Err(BuildError::Entitlement {
                     line,
@@ -1872,6 +1898,7 @@ fn run_step(
             sandbox::RootMode::Copy => "copy",
         }
         .to_owned(),
+        run_micros: u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
     });
     if !partial.is_empty() {
         push_line(&partial, &mut tail);

@@ -537,6 +537,20 @@ mod tests {
     }
 
     #[test]
+    fn mount_options_are_a_closed_set() {
+        // Catalogue M5 (podman CVE-2024-9407): unknown keys and values never reach mount(2).
+        for bad in [
+            "type=bind,target=/x,bind-propagation=rshared",
+            "type=cache,target=/x,sharing=xx",
+            "type=cache,target=/x,mode=0o77x",
+            "type=bind,target=/x,uid=1",
+            "type=tmpfs,target=/x,z",
+        ] {
+            assert!(parse_mount(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
     fn secret_value_debug_is_redacted() {
         let v = SecretValue::new(b"hunter2".to_vec());
         assert!(!format!("{v:?}").contains("hunter2"));

@@ -480,7 +480,12 @@ fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
                 id,
                 network,
                 rootfs,
-            } => writeln!(out, "#{id} sandbox: network {network}, rootfs {rootfs}"),
+                run_micros,
+            } => writeln!(
+                out,
+                "#{id} sandbox: network {network}, rootfs {rootfs}, ran {:.3}s",
+                *run_micros as f64 / 1e6
+            ),
         };
     }
 }
