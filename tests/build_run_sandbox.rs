@@ -616,3 +616,42 @@ fn prune_removes_snapshots_no_image_or_record_uses() {
     let out = build(&root, &keep, &["--no-cache", "-t", "keep:1"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it() {
+    if skipped("without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN cat /proc/net/route > /route\n",
+    );
+    let dest = dir.path().join("out");
+    // slirp4netns is looked up in PATH: an empty directory hides it.
+    let empty = dir.path().join("empty-bin");
+    fs::create_dir(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env("PATH", &empty)
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "build",
+            "--progress=plain",
+        ])
+        .args(["-o", &format!("type=local,dest={}", dest.display())])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("install the slirp4netns package"), "{log}");
+    assert!(log.contains("sandbox: network none"), "{log}");
+    assert_eq!(
+        read(&dest.join("route")).lines().count(),
+        1,
+        "a route without slirp4netns"
+    );
+}
