@@ -135,8 +135,9 @@ fn parse_secret(spec: &str) -> Result<(String, build::SecretValue), String> {
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (threads started later inherit the mask) and
-/// starts a thread that waits for them: it stops every sandboxed RUN, so each unwinds and
-/// cleans up (overlay, scratch and upper dirs), and the build fails as cancelled.
+/// starts a thread that waits for them: the first stops every sandboxed RUN, so each unwinds
+/// and cleans up (overlay, scratch and upper dirs), and the build stops at the next step as
+/// cancelled; a second one exits at once (130), for a step that does not stop soon.
 fn cancel_on_signals() {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
@@ -148,6 +149,9 @@ fn cancel_on_signals() {
     std::thread::spawn(move || {
         if set.wait().is_ok() {
             crate::sandbox::cancel_all();
+        }
+        if set.wait().is_ok() {
+            std::process::exit(130);
         }
     });
 }
@@ -407,6 +411,10 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if crate::sandbox::cancelled() {
+        eprintln!("kiln: error: the build was cancelled before its outputs were written");
+        return ExitCode::from(130);
+    }
     for out in &outputs {
         if let Err(err) = build::export(&store, &output.digest, &tags, out) {
             eprintln!("kiln: error: {}", error_chain(&err));
