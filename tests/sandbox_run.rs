@@ -121,7 +121,9 @@ fn an_empty_run_leaves_no_changes_even_though_mount_points_were_needed() {
     let (mut s, dir) = spec("true");
     s.mounts.push(kiln::sandbox::MountSpec::Cache {
         source: cache.path().to_path_buf(),
+        subpath: String::new(),
         target: "/mnt/cache/x".into(),
+        readonly: false,
     });
     let ran = run(s, dir);
     assert_eq!(ran.code(), 0, "{}", ran.output);

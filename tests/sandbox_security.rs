@@ -1,7 +1,46 @@
-//! Security properties of a RUN (rows S1, S6, S8, S11, M2, M6 and the defaults table of
-//! `../shared/security-catalogue.md`). Each protection is checked directly, from inside the
-//! sandbox, so removing it makes its test fail even where another layer would still block an
-//! attack.
+//! Security properties of a RUN (the rows of `../shared/security-catalogue.md` about RUN,
+//! mounts, layer extraction and layer production, and its defaults table). Each protection is
+//! checked directly, from inside the sandbox, so removing it makes its test fail even where
+//! another layer would still block an attack.
+//!
+//! Catalogue row → the test(s) that fail when its protection is removed (`file::test`; files are
+//! under tests/ unless they start with `src/`):
+//!
+//! | row | test |
+//! |-----|------|
+//! | S1 fd leak / cwd outside root | sandbox_security::workdir_through_proc_self_fd_cannot_reach_the_host, ::no_host_descriptor_is_inherited |
+//! | S2 builder binary overwrite | sandbox_security::run_cannot_see_or_rewrite_the_builder_binary, ::proc_shows_only_the_sandbox_processes |
+//! | S3 masks through image inodes | sandbox_security::symlinked_proc_or_dev_in_the_image_is_refused, ::masked_and_read_only_paths_are_mounts_over_proc_and_sys, ::dev_has_exactly_the_minimal_device_set |
+//! | S4 procfs write redirection | none: kiln writes only the host's /proc/<pid>/{uid,gid}_map, setgroups before the container runs any code, through no mount a RUN controls (gap: no openat2+fstatfs helper) |
+//! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape; the 200-iteration race loop is not written) |
+//! | S6 policy on every start path | build_run_sandbox::host_network_and_insecure_security_need_entitlements, sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp |
+//! | S7 supplementary groups | sandbox_security::supplementary_groups_follow_buildkit |
+//! | S8 inheritable capabilities | sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp, ::non_root_user_has_no_effective_capabilities |
+//! | S9 host NSS code from the image | sandbox_security::user_names_come_from_the_image_passwd_file |
+//! | S10 processes alive during diff | sandbox_security::background_processes_die_with_the_run |
+//! | S11 host network by default | sandbox_security::network_none_has_only_loopback_and_no_route_to_the_host, ::slirp_network_has_a_route_out_but_cannot_reach_host_loopback, build_run_sandbox::default_network_cannot_reach_host_loopback_and_none_has_no_route, ::host_network_and_insecure_security_need_entitlements |
+//! | M1 cache subpath through a symlink | sandbox_security::mount_sources_resolve_inside_their_root |
+//! | M2 stub cleanup deletes host files | sandbox_security::teardown_never_deletes_host_files_through_a_moved_mount_stub |
+//! | M3 bind source through a symlink | sandbox_security::mount_sources_resolve_inside_their_root |
+//! | M4 cache id / source traversal | sandbox_security::mount_sources_resolve_inside_their_root, src/build/runmount.rs::cache_ids_are_hashed_into_file_names |
+//! | M5 mount-option injection | src/build/runmount.rs::mount_options_are_a_closed_set |
+//! | M6 bind writes persist | sandbox_security::bind_mounts_are_read_only_and_writable_binds_discard_writes, build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
+//! | A1 `..` / absolute names | sandbox_unpack::unpack_neutralises_parent_and_absolute_names |
+//! | A2 write through a symlink | sandbox_unpack::unpack_never_writes_through_symlinks |
+//! | A3 hardlink to outside | sandbox_unpack::unpack_hardlinks_only_reach_files_of_the_snapshot |
+//! | A4 chmod through a symlink | sandbox_unpack::unpack_never_writes_through_symlinks |
+//! | A6 whiteout escapes | sandbox_unpack::unpack_rejects_whiteouts_that_name_no_file, ::unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run |
+//! | A7 device nodes | sandbox_unpack::unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices |
+//! | A9 deep trees | sandbox_unpack::unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside |
+//! | A5, A8 | gap: no PAX/size-conflict rejection test, no decompression budgets |
+//! | C5 ignored files via bind | build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
+//! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
+//! | L2 whiteout / opaque conversion | sandbox_run::created_modified_and_deleted_files_show_up_as_layer_changes, build_run::run_changes_become_a_layer_with_whiteouts_and_rebuild_is_cached (forging user.overlay.* through the mount: not tested) |
+//! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run |
+//! | L4 hardlinks in produced layers | build_run_sandbox::hardlinks_in_a_run_become_tar_hardlinks_deterministically |
+//! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
+//! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run |
+//! | R9 too many layers | sandbox_run::a_stack_of_150_layers_mounts |
 
 use std::io::Write as _;
 
@@ -351,7 +390,9 @@ fn teardown_never_deletes_host_files_through_a_moved_mount_stub() {
     });
     s.mounts.push(MountSpec::Cache {
         source: cache.path().to_path_buf(),
+        subpath: String::new(),
         target: "/k/file".into(),
+        readonly: false,
     });
     let ran = run(s, dir);
     assert!(ran.output.contains("moved"), "{}", ran.output);
@@ -379,11 +420,13 @@ fn bind_mounts_are_read_only_and_writable_binds_discard_writes() {
     std::fs::write(src.path().join("gone"), "g").unwrap();
     s.mounts.push(MountSpec::Bind {
         source: src.path().to_path_buf(),
+        subpath: String::new(),
         target: "/ro".into(),
         writable: false,
     });
     s.mounts.push(MountSpec::Bind {
         source: src.path().to_path_buf(),
+        subpath: String::new(),
         target: "/rw".into(),
         writable: true,
     });
@@ -415,7 +458,9 @@ fn cache_mounts_persist_and_stay_out_of_the_layer() {
         let (mut s, dir) = spec("echo run >> /var/cache/x/log; wc -l < /var/cache/x/log");
         s.mounts.push(MountSpec::Cache {
             source: cache.path().to_path_buf(),
+            subpath: String::new(),
             target: "/var/cache/x".into(),
+            readonly: false,
         });
         let ran = run(s, dir);
         let changes =
@@ -617,4 +662,163 @@ fn host_network_mode_shares_the_host_interfaces() {
         ran.output
     );
     assert!(!ran.output.contains("wrote-sys"), "{}", ran.output);
+}
+
+#[test]
+fn mount_sources_resolve_inside_their_root() {
+    if skipped("mount_sources_resolve_inside_their_root") {
+        return;
+    }
+    // buildah CVE-2024-1753 (a `from=` stage whose `rootdir -> /` was bound rw from the host's
+    // `/`), buildah CVE-2024-9675 (`source=../../..`) and BuildKit CVE-2024-23651 (a cache
+    // subpath swapped for a symlink): the source is resolved inside its root by the kernel.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("canary"), "HOST-CANARY").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("inside"), "inside-file").unwrap();
+    std::os::unix::fs::symlink("/", src.path().join("rootdir")).unwrap();
+    std::os::unix::fs::symlink(host.path(), src.path().join("sel")).unwrap();
+    let (mut s, dir) = spec(
+        "cat /v/inside; echo; cat /v/canary /c/canary; touch /v/BREAKOUT /c/BREAKOUT; echo end",
+    );
+    s.mounts.push(MountSpec::Bind {
+        source: src.path().to_path_buf(),
+        subpath: "rootdir".into(),
+        target: "/v".into(),
+        writable: true,
+    });
+    // `sel` points at the host dir by an absolute path: inside the root that path is missing, so
+    // the mount target is `src` + the host path, which does not exist.
+    std::fs::create_dir_all(src.path().join(host.path().strip_prefix("/").unwrap())).unwrap();
+    s.mounts.push(MountSpec::Cache {
+        source: src.path().to_path_buf(),
+        subpath: "sel".into(),
+        target: "/c".into(),
+        readonly: false,
+    });
+    let ran = run(s, dir);
+    assert!(ran.output.contains("inside-file"), "{}", ran.output);
+    assert!(!ran.output.contains("HOST-CANARY"), "{}", ran.output);
+    assert!(!host.path().join("BREAKOUT").exists());
+    assert!(!std::path::Path::new("/BREAKOUT").exists());
+
+    // `..` cannot climb out of the source either: the path does not exist inside it.
+    let (mut s, _dir) = spec("cat /w/canary");
+    s.mounts.push(MountSpec::Bind {
+        source: src.path().to_path_buf(),
+        subpath: format!("../../../../..{}", host.path().display()),
+        target: "/w".into(),
+        writable: false,
+    });
+    match sandbox::run(&s, &mut |_: &[u8]| {}) {
+        Err(_) => {}
+        Ok(outcome) => assert!(!outcome.status.success(), "the host canary was readable"),
+    }
+}
+
+#[test]
+fn run_cannot_see_or_rewrite_the_builder_binary() {
+    if skipped("run_cannot_see_or_rewrite_the_builder_binary") {
+        return;
+    }
+    // Catalogue S2 (runc CVE-2019-5736): no builder process is inside the sandbox, so no
+    // /proc/N/exe there names the builder's binary, and writing through /proc/1/exe fails.
+    let exe = std::fs::read("/proc/self/exe").unwrap();
+    let ran = sh(
+        "for p in /proc/[0-9]*; do readlink $p/exe; done; echo END; \
+         (echo x > /proc/1/exe) 2>/dev/null && echo wrote-exe; true",
+    );
+    let exes = ran.output.split("END").next().unwrap();
+    for line in exes.lines() {
+        assert_eq!(line, "/bin/busybox", "{}", ran.output);
+    }
+    assert!(!ran.output.contains("wrote-exe"), "{}", ran.output);
+    assert_eq!(std::fs::read("/proc/self/exe").unwrap(), exe);
+}
+
+#[test]
+fn mount_targets_through_image_symlinks_stay_in_the_root() {
+    if skipped("mount_targets_through_image_symlinks_stay_in_the_root") {
+        return;
+    }
+    // Catalogue S5 (runc CVE-2021-30465, CVE-2024-45310): the image points mount-target
+    // parents at a host directory, absolutely and through `..`; targets are created and mounted
+    // by descriptor inside the root, so nothing appears on the host.
+    let host = tempfile::tempdir().unwrap();
+    let layer = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(host.path(), layer.path().join("abs")).unwrap();
+    let rel = format!("../../../../../../..{}", host.path().display());
+    std::os::unix::fs::symlink(&rel, layer.path().join("rel")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (mut s, dir) = spec("touch /abs/t/f /rel/c/g && echo ok");
+    s.lower_dirs.insert(0, layer.path().to_path_buf());
+    s.mounts.push(MountSpec::Tmpfs {
+        target: "/abs/t".into(),
+        size: None,
+    });
+    s.mounts.push(MountSpec::Cache {
+        source: cache.path().to_path_buf(),
+        subpath: String::new(),
+        target: "/rel/c".into(),
+        readonly: false,
+    });
+    let ran = run(s, dir);
+    assert!(ran.output.contains("ok"), "{}", ran.output);
+    let on_host: Vec<_> = std::fs::read_dir(host.path()).unwrap().flatten().collect();
+    assert!(on_host.is_empty(), "created on the host: {on_host:?}");
+    assert!(
+        cache.path().join("g").exists(),
+        "the cache mount was not used"
+    );
+}
+
+#[test]
+fn supplementary_groups_follow_buildkit() {
+    if skipped("supplementary_groups_follow_buildkit") {
+        return;
+    }
+    // Catalogue S7 (buildah CVE-2022-2990, moby CVE-2022-36109, containerd CVE-2023-25173):
+    // the primary gid is always in the groups; `user:group` gives exactly that group.
+    for (user, want) in [
+        ("", "0 0 0"),
+        ("1234", "1234 0 0"),
+        ("1234:1234", "1234 1234 1234"),
+        ("nobody", "65534 65534 65534"),
+    ] {
+        let (mut s, dir) = spec("echo $(id -u) $(id -g) $(id -G)");
+        s.user = user.into();
+        let ran = run(s, dir);
+        assert_eq!(ran.output.trim(), want, "USER {user:?}");
+    }
+}
+
+#[test]
+fn user_names_come_from_the_image_passwd_file() {
+    if skipped("user_names_come_from_the_image_passwd_file") {
+        return;
+    }
+    // Catalogue S9 (docker cp CVE-2019-14271): the image's /etc/passwd and /etc/group are read
+    // as data, never through the host's NSS; the host knows no user `kilnimageuser`.
+    let layer = tempfile::tempdir().unwrap();
+    std::fs::create_dir(layer.path().join("etc")).unwrap();
+    std::fs::write(
+        layer.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nkilnimageuser:x:4242:4343::/home/k:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        layer.path().join("etc/group"),
+        "root:x:0:\nkilngroup:x:4343:\nextra:x:5555:kilnimageuser\n",
+    )
+    .unwrap();
+    std::fs::write(
+        layer.path().join("etc/nsswitch.conf"),
+        "passwd: evil\ngroup: evil\n",
+    )
+    .unwrap();
+    let (mut s, dir) = spec("echo $(id -u) $(id -g) $(id -G)");
+    s.lower_dirs.insert(0, layer.path().to_path_buf());
+    s.user = "kilnimageuser".into();
+    let ran = run(s, dir);
+    assert_eq!(ran.output.trim(), "4242 4343 4343 5555");
 }

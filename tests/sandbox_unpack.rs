@@ -339,3 +339,26 @@ fn measure_unpack_of_20000_files() {
         start.elapsed()
     );
 }
+
+#[test]
+fn unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside() {
+    // Catalogue A9: a path far beyond PATH_MAX (3,000 nested directories) with a 255-byte
+    // name must neither crash the extractor (no recursion, no string-path overflow) nor write
+    // outside the snapshot; an error is fine.
+    let fx = Fixture::new();
+    let deep = vec!["d"; 3000].join("/");
+    let long_name = "n".repeat(255);
+    let result = fx.unpack(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_mtime(MTIME);
+        b.append_data(&mut h, format!("{deep}/{long_name}"), &b"deep"[..])
+            .unwrap();
+        file(b, "after", b"after");
+    });
+    if result.is_ok() {
+        assert_eq!(std::fs::read(fx.snap().join("after")).unwrap(), b"after");
+    }
+}

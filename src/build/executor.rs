@@ -38,13 +38,14 @@ use super::layer::{
     LayerWriter,
 };
 use super::rootfs::{self, PathKind, PathSet, RootfsError};
+use super::runmount::{self, BindFrom, MountError, MountPlan, SecretValue};
 use crate::dag::{self, Base, BuildGraph, BuildOptions, Platform, Scope, StageScope};
 use crate::expand::Lexer;
 use crate::ignore::IgnoreMatcher;
 use crate::image::{canonical_json, Digest, Reference, Store, StoreError};
 use crate::sandbox::{self, ChangeKind as RunChange, NetworkMode, RunSpec, SandboxError};
 use crate::syntax::{
-    Command, Dockerfile, Healthcheck, Instruction, InstructionKind, Keyword, Word,
+    Command, Dockerfile, Healthcheck, Instruction, InstructionKind, Keyword, Span, Word,
 };
 
 /// What to build.
@@ -66,6 +67,13 @@ pub struct BuildRequest {
     /// `SOURCE_DATE_EPOCH`: clamps mtimes and sets `created`.
     pub source_date_epoch: Option<i64>,
     pub compression: Compression,
+    /// `--secret id=…`: values RUN `--mount=type=secret` can read; never in a layer, a cache
+    /// key or a record.
+    pub secrets: BTreeMap<String, SecretValue>,
+    /// `--network`: the network of RUNs without their own `--network` (default: slirp4netns).
+    pub network: NetworkMode,
+    /// `--allow network.host`: the entitlement `--network=host` needs.
+    pub allow_network_host: bool,
 }
 
 /// What a build produced.
@@ -104,6 +112,15 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// How a RUN's sandbox was set up: `network` is `none`, `slirp4netns` or `host`, `rootfs`
+    /// is `overlay` or `copy`.
+    Sandbox {
+        id: usize,
+        network: String,
+        rootfs: String,
+        /// How long the sandboxed run took (setup, command, teardown), without the layer.
+        run_micros: u64,
+    },
 }
 
 /// Why a build failed.
@@ -128,6 +145,8 @@ pub enum BuildError {
     #[error("failed to run line {line}: `{command}` {status}")]
     RunFailed {
         line: usize,
+        /// The RUN instruction in the Dockerfile (None for an ONBUILD trigger).
+        span: Option<Span>,
         command: String,
         /// `exited with code N` or `was killed by signal N`.
         status: String,
@@ -147,6 +166,17 @@ pub enum BuildError {
         line: usize,
         #[source]
         source: Box<ChmodError>,
+    },
+    #[error("failed to run line {line}: it needs the {entitlement} entitlement")]
+    Entitlement {
+        line: usize,
+        entitlement: &'static str,
+    },
+    #[error("failed to set up the mounts of line {line}")]
+    Mount {
+        line: usize,
+        #[source]
+        source: Box<MountError>,
     },
     #[error("failed to copy at line {line}")]
     Context {
@@ -201,6 +231,15 @@ impl BuildError {
     pub fn help(&self) -> Option<String> {
         match self {
             BuildError::BaseImage { help, .. } => Some(help.clone()),
+            BuildError::Mount { source, .. } => source.help(),
+            BuildError::Entitlement {
+                entitlement: "security.insecure",
+                ..
+            } => Some("kiln does not run privileged RUNs: remove --security=insecure".to_owned()),
+            BuildError::Entitlement { entitlement, .. } => Some(format!(
+                "grant it with `kiln build --allow {entitlement}`: the RUN then shares the \
+                 host's network namespace, so it can reach services on the host's 127.0.0.1"
+            )),
             BuildError::RunFailed { output, .. } if !output.is_empty() => {
                 Some(format!("last output:\n    {}", output.join("\n    ")))
             }
@@ -530,6 +569,8 @@ struct StepCtx {
     stage: usize,
     line: usize,
     started: Instant,
+    /// The instruction's span in the Dockerfile (None for ONBUILD triggers).
+    span: Option<Span>,
 }
 
 impl Shared<'_> {
@@ -562,6 +603,7 @@ impl Shared<'_> {
             stage,
             line,
             started: Instant::now(),
+            span: None,
         }
     }
 
@@ -786,8 +828,13 @@ fn run_instruction(
         Clone::clone,
     );
     let created_by = text.clone();
-    let step = shared.start(stage, line, text.clone());
-    let outcome = run_instruction_inner(shared, &step, created_by, instruction, scope, state);
+    let mut step = shared.start(stage, line, text.clone());
+    step.span = trigger.is_none().then_some(instruction.span);
+    let outcome = if sandbox::cancelled() {
+        Err(sandbox_error(line, SandboxError::Cancelled))
+    } else {
+        run_instruction_inner(shared, &step, created_by, instruction, scope, state)
+    };
     match &outcome {
         Ok(cached) => {
             if *cached {
@@ -910,24 +957,59 @@ fn run_instruction_inner(
             for (k, v) in x.scope.vars().iter() {
                 inputs.vars.insert(k.to_owned(), v.to_owned());
             }
-            if !run.flags.mounts.is_empty() {
-                return Err(BuildError::Unsupported {
+            let mut mounts = Vec::new();
+            for (i, mount) in run.flags.mounts.iter().enumerate() {
+                let (plan, key) = plan_mount(shared, &mut x, mount, &workdir)?;
+                inputs.flags.insert(format!("mount{i}"), key);
+                mounts.push(plan);
+            }
+            let network = match run.flags.network.as_ref() {
+                Some(w) => match x.word(w)?.as_str() {
+                    "none" => NetworkMode::None,
+                    "host" => NetworkMode::Host,
+                    "default" => shared.request.network,
+                    other => {
+                        return Err(BuildError::Unsupported {
+                            line,
+                            message: format!(
+                                "unsupported network mode {other:?} (use default, none or host)"
+                            ),
+                        })
+                    }
+                },
+                None => shared.request.network,
+            };
+            // One policy for every sandbox start (catalogue S6): `--security=insecure` needs
+            // the security.insecure entitlement, which kiln never grants; anything else but
+            // `sandbox` is refused rather than ignored.
+            if let Some(w) = &run.flags.security {
+                match x.word(w)?.as_str() {
+                    "sandbox" => {}
+                    "insecure" => {
+                        return Err(BuildError::Entitlement {
+                            line,
+                            entitlement: "security.insecure",
+                        })
+                    }
+                    other => {
+                        return Err(BuildError::Unsupported {
+                            line,
+                            message: format!("unsupported security mode {other:?} (use sandbox)"),
+                        })
+                    }
+                }
+            }
+            if network == NetworkMode::Host && !shared.request.allow_network_host {
+                return Err(BuildError::Entitlement {
                     line,
-                    message: "RUN --mount is not supported yet".into(),
+                    entitlement: "network.host",
                 });
             }
-            let network = match run.flags.network.as_ref().map(|w| w.text.as_str()) {
-                Some("none") => NetworkMode::None,
-                Some("host") => {
-                    return Err(BuildError::Unsupported {
-                        line,
-                        message: "RUN --network=host needs the network.host entitlement, which \
-                                  kiln does not grant yet"
-                            .into(),
-                    })
-                }
-                _ => NetworkMode::Slirp,
-            };
+            if run.flags.network.is_some() || network != NetworkMode::Slirp {
+                inputs
+                    .flags
+                    .insert("network".into(), network_name(network).into());
+            }
             if !instruction.heredocs.is_empty() {
                 let mut h = Sha256::new();
                 for doc in &instruction.heredocs {
@@ -959,6 +1041,8 @@ fn run_instruction_inner(
                 user: config.config.user.clone().unwrap_or_default(),
                 network,
                 stdin,
+                mounts,
+                span: step.span,
             })));
         }
         InstructionKind::Copy(c) | InstructionKind::Add(c) => {
@@ -1343,6 +1427,76 @@ struct RunJob {
     user: String,
     network: NetworkMode,
     stdin: Option<Vec<u8>>,
+    mounts: Vec<MountPlan>,
+    span: Option<Span>,
+}
+
+/// How `--progress` names a network mode.
+fn network_name(mode: NetworkMode) -> &'static str {
+    match mode {
+        NetworkMode::None => "none",
+        NetworkMode::Slirp => "slirp4netns",
+        NetworkMode::Host => "host",
+    }
+}
+
+/// Plans one `RUN --mount` (values with `$` expanded first, as BuildKit does) and returns it
+/// with its cache-key text; a bind's key carries its source's content digest.
+fn plan_mount(
+    shared: &Shared<'_>,
+    x: &mut Expander<'_, '_>,
+    mount: &crate::syntax::flags::Mount,
+    workdir: &str,
+) -> Result<(MountPlan, String), BuildError> {
+    let line = x.line;
+    let mut mount = mount.clone();
+    for field in [
+        &mut mount.target,
+        &mut mount.source,
+        &mut mount.from,
+        &mut mount.id,
+        &mut mount.env,
+    ] {
+        if let Some(text) = field.as_mut().filter(|t| t.contains('$')) {
+            *text = x.word(&Word {
+                text: text.clone(),
+                span: mount.span,
+            })?;
+        }
+    }
+    let bind_source =
+        |from: Option<&str>, source: &str| -> Result<(BindFrom, String), BuildError> {
+            match from {
+                None => {
+                    let plan = shared.context.plan_copy(&[source], "/").map_err(|source| {
+                        BuildError::Context {
+                            line,
+                            source: Box::new(source),
+                        }
+                    })?;
+                    let mut index = shared.index.lock().map_err(|_| BuildError::Panicked)?;
+                    let hash = plan
+                        .content_hash(&shared.context, Some(&mut index))
+                        .map_err(|source| BuildError::Context {
+                            line,
+                            source: Box::new(source),
+                        })?;
+                    Ok((BindFrom::Context, hash.digest))
+                }
+                Some(from) => {
+                    let (key, layers) = copy_from_source(shared, from, line)?;
+                    Ok((BindFrom::Layers(layers), key))
+                }
+            }
+        };
+    runmount::plan(&mount, workdir, bind_source, |e| mount_error(line, e))
+}
+
+fn mount_error(line: usize, source: MountError) -> BuildError {
+    BuildError::Mount {
+        line,
+        source: Box::new(source),
+    }
 }
 
 /// The argv and stdin of a RUN. Shell form runs in the stage's SHELL; a
@@ -1722,6 +1876,32 @@ fn run_step(
     spec.user.clone_from(&job.user);
     spec.network = job.network;
     spec.stdin.clone_from(&job.stdin);
+    let mut leases = runmount::Leases::default();
+    if !job.mounts.is_empty() {
+        let scratch = dirs.0.join("mounts");
+        fs::create_dir_all(&scratch).map_err(|e| io_error(&scratch, e))?;
+        let plans = context_binds(shared, line, &job.mounts, &scratch)?;
+        let prepared = runmount::prepare(
+            &plans,
+            &runmount::PrepareDirs {
+                cache_root: &shared.store.root().join("cache-mounts"),
+                scratch: &scratch,
+            },
+            shared.context.root(),
+            &shared.request.secrets,
+            &mut leases,
+            |layers, dest| {
+                rootfs::extract(shared.store, layers, dest).map_err(|source| BuildError::Rootfs {
+                    line,
+                    source: Box::new(source),
+                })
+            },
+            |e| mount_error(line, e),
+        )?;
+        spec.mounts = prepared.mounts;
+        // `env=` secrets: in this run's environment only, never in the key or the config.
+        spec.env.extend(prepared.env);
+    }
 
     let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let mut partial: Vec<u8> = Vec::new();
@@ -1746,6 +1926,17 @@ fn run_step(
         };
         sandbox::run(&spec, &mut on_output).map_err(|e| sandbox_error(line, e))?
     };
+    drop(leases);
+    shared.emit(Event::Sandbox {
+        id: job.id,
+        network: network_name(outcome.network).to_owned(),
+        rootfs: match outcome.root_mode {
+            sandbox::RootMode::Overlay => "overlay",
+            sandbox::RootMode::Copy => "copy",
+        }
+        .to_owned(),
+        run_micros: u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
+    });
     if !partial.is_empty() {
         push_line(&partial, &mut tail);
     }
@@ -1762,6 +1953,7 @@ fn run_step(
     if let Some(status) = status {
         return Err(BuildError::RunFailed {
             line,
+            span: job.span,
             command: job.command.clone(),
             status,
             output: tail.into_iter().collect(),
@@ -1796,12 +1988,13 @@ fn run_step(
         ..LayerOptions::default()
     };
     let record = write_layer(shared, line, options, |w| {
+        let mut links = BTreeMap::new();
         for (_, change) in &entries {
             match change.kind {
                 RunChange::Whiteout => w.append_whiteout(&change.path)?,
                 RunChange::Opaque => w.append_opaque(&change.path)?,
                 RunChange::Added | RunChange::Modified => {
-                    append_upper_entry(w, &upper, &change.path)?;
+                    append_upper_entry(w, &upper, &change.path, &mut links)?;
                 }
             }
         }
@@ -1811,12 +2004,16 @@ fn run_step(
 }
 
 /// Appends one entry of a RUN's upper directory with its own metadata.
-/// Hard links are written as separate files; sockets, fifos and devices
-/// are left out (Docker drops them from layers too, devices aside).
+/// Files sharing an inode become one regular file (the first path in layer
+/// order) and hard links to it (`links` remembers inode → first path), so a
+/// link always points at an entry earlier in the same layer (catalogue L4);
+/// sockets, fifos and devices are left out (Docker drops them from layers
+/// too, devices aside).
 fn append_upper_entry(
     w: &mut LayerWriter<crate::image::BlobSink>,
     upper: &std::path::Path,
     path: &str,
+    links: &mut BTreeMap<(u64, u64), String>,
 ) -> Result<(), LayerError> {
     use std::os::unix::fs::MetadataExt as _;
     let full = upper.join(path);
@@ -1838,11 +2035,78 @@ fn append_upper_entry(
         let target = fs::read_link(&full).map_err(read_error)?;
         w.append_symlink(path, &meta, &target.to_string_lossy())
     } else if kind.is_file() {
+        if md.nlink() > 1 {
+            if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                return w.append_hardlink(path, &meta, first);
+            }
+            links.insert((md.dev(), md.ino()), path.to_owned());
+        }
         let mut file = fs::File::open(&full).map_err(read_error)?;
         w.append_file(path, &meta, md.len(), &mut file)
     } else {
         Ok(())
     }
+}
+
+/// Bind mounts of the context see what COPY sees: when `.dockerignore` has
+/// rules, the bound directory is a filtered tree (hard links into the
+/// context where possible, copies otherwise) made in `scratch`.
+fn context_binds(
+    shared: &Shared<'_>,
+    line: usize,
+    plans: &[MountPlan],
+    scratch: &std::path::Path,
+) -> Result<Vec<MountPlan>, BuildError> {
+    let ctx = &shared.context;
+    let mut out = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let MountPlan::Bind {
+            from: BindFrom::Context,
+            source,
+            target,
+            writable,
+        } = plan
+        else {
+            out.push(plan.clone());
+            continue;
+        };
+        let is_dir = ctx.root().join(source.trim_start_matches('/')).is_dir();
+        if ctx.ignore().is_empty() || !is_dir {
+            out.push(plan.clone());
+            continue;
+        }
+        let context_error = |source| BuildError::Context {
+            line,
+            source: Box::new(source),
+        };
+        let copy = ctx.plan_copy(&[source], "/").map_err(context_error)?;
+        let dir = scratch.join(format!("context{i}"));
+        fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        for entry in copy.entries() {
+            let dest = dir.join(&entry.dest);
+            let src = ctx.root().join(&entry.source);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+            }
+            let made = match &entry.kind {
+                super::context::EntryKind::Dir => fs::create_dir_all(&dest),
+                super::context::EntryKind::File => {
+                    fs::hard_link(&src, &dest).or_else(|_| fs::copy(&src, &dest).map(drop))
+                }
+                super::context::EntryKind::Symlink { target } => {
+                    std::os::unix::fs::symlink(target, &dest)
+                }
+            };
+            made.map_err(|e| io_error(&dest, e))?;
+        }
+        out.push(MountPlan::Bind {
+            from: BindFrom::Dir(dir),
+            source: "/".to_owned(),
+            target: target.clone(),
+            writable: *writable,
+        });
+    }
+    Ok(out)
 }
 
 /// Writes in-memory files (heredoc bodies, a download) to `dest`: a file

@@ -16,6 +16,8 @@ pub mod fetch;
 pub mod layer;
 pub mod output;
 pub mod rootfs;
+pub mod runmount;
 
 pub use executor::{build, unused_build_args, BuildError, BuildOutput, BuildRequest, Event};
 pub use output::{export, Output, OutputError};
+pub use runmount::SecretValue;

@@ -28,6 +28,17 @@ pub enum Progress {
     Json,
 }
 
+/// `--network`: what RUNs without their own `--network` get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// A private network namespace with outbound access through slirp4netns.
+    Default,
+    /// Loopback only.
+    None,
+    /// The host's network namespace (needs `--allow network.host`).
+    Host,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LayerCompression {
     None,
@@ -78,6 +89,147 @@ pub struct BuildArgs {
     /// Layer compression in the store (uncompressed by default; exports compress).
     #[arg(long, value_enum, default_value = "none")]
     pub compression: LayerCompression,
+    /// A secret for `RUN --mount=type=secret`: id=ID,src=FILE or id=ID,env=VAR (repeatable).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Network of RUN instructions that do not set `--network`.
+    #[arg(long, value_enum, default_value = "default")]
+    pub network: NetworkArg,
+    /// Grant an entitlement: `network.host` (lets RUN use the host's network).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+}
+
+/// Parses one `--secret` value as `docker build` does: `id=ID` with `src=FILE` (or
+/// `source=`), or `env=VAR`; with neither, the environment variable named ID.
+fn parse_secret(spec: &str) -> Result<(String, build::SecretValue), String> {
+    let mut id = None;
+    let mut file = None;
+    let mut env = None;
+    for field in spec.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("invalid --secret field {field:?}: expected key=value"))?;
+        match k.trim() {
+            "id" => id = Some(v.to_owned()),
+            "src" | "source" => file = Some(v.to_owned()),
+            "env" => env = Some(v.to_owned()),
+            "type" if v == "file" || v == "env" => {}
+            other => return Err(format!("unexpected key {other:?} in --secret {spec:?}")),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| format!("--secret {spec:?} has no id="))?;
+    let bytes = match (file, env) {
+        (Some(path), _) => std::fs::read(&path)
+            .map_err(|e| format!("failed to read secret {id:?} from {path}: {e}"))?,
+        (None, Some(var)) => std::env::var(&var)
+            .map_err(|_| format!("failed to read secret {id:?}: ${var} is not set"))?
+            .into_bytes(),
+        (None, None) => std::env::var(&id)
+            .map_err(|_| format!("failed to read secret {id:?}: give src=FILE or env=VAR"))?
+            .into_bytes(),
+    };
+    Ok((id, build::SecretValue::new(bytes)))
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (threads started later inherit the mask) and
+/// starts a thread that waits for them: the first stops every sandboxed RUN, so each unwinds
+/// and cleans up (overlay, scratch and upper dirs), and the build stops at the next step as
+/// cancelled; a second one exits at once (130), for a step that does not stop soon.
+fn cancel_on_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            crate::sandbox::cancel_all();
+        }
+        if set.wait().is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+/// A failed RUN as a diagnostic on its instruction.
+#[derive(Debug)]
+struct RunFailure {
+    message: String,
+    label: String,
+    span: crate::syntax::Span,
+    help: Option<String>,
+    source: miette::NamedSource<String>,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RunFailure {}
+
+impl miette::Diagnostic for RunFailure {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new("kiln::build::run_failed"))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let span = miette::SourceSpan::from(self.span.start..self.span.end);
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(Some(self.label.clone()), span),
+        )))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+}
+
+/// The diagnostic of a failed RUN, when the error is one and has a span in `text`.
+pub fn run_failure_report(
+    err: &build::BuildError,
+    file: &str,
+    text: &str,
+) -> Option<miette::Report> {
+    let build::BuildError::RunFailed {
+        line,
+        span: Some(span),
+        command: _,
+        status,
+        output,
+    } = err
+    else {
+        return None;
+    };
+    if span.end > text.len() {
+        return None;
+    }
+    let help = (!output.is_empty()).then(|| {
+        format!(
+            "the last {} lines of its output:\n{}",
+            output.len(),
+            output.join("\n")
+        )
+    });
+    Some(miette::Report::new(RunFailure {
+        message: format!("failed to run the RUN instruction at line {line}: it {status}"),
+        label: format!("this RUN {status}"),
+        span: *span,
+        help,
+        source: miette::NamedSource::new(file, text.to_owned()),
+    }))
 }
 
 fn usage(message: &str) -> ExitCode {
@@ -107,6 +259,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             Err(e) => return usage(&format!("failed to read Dockerfile {file}: {e}")),
         }
     };
+    let file_name = file.clone();
     let source = SourceFile::new(file.clone(), text.clone());
     let parsed = syntax::parse(&source);
     if !parsed.errors.is_empty() {
@@ -165,6 +318,37 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         },
         _ => None,
     };
+    let mut secrets = BTreeMap::new();
+    for spec in &args.secrets {
+        match parse_secret(spec) {
+            Ok((id, value)) => {
+                secrets.insert(id, value);
+            }
+            Err(e) => return usage(&e),
+        }
+    }
+    let mut allow_network_host = false;
+    for entitlement in &args.allow {
+        match entitlement.as_str() {
+            "network.host" => allow_network_host = true,
+            other => {
+                return usage(&format!(
+                    "unknown or unsupported entitlement {other:?} for --allow (kiln grants: \
+                     network.host)"
+                ))
+            }
+        }
+    }
+    let network = match args.network {
+        NetworkArg::Default => crate::sandbox::NetworkMode::Slirp,
+        NetworkArg::None => crate::sandbox::NetworkMode::None,
+        NetworkArg::Host if !allow_network_host => {
+            return usage(
+                "--network=host needs the network.host entitlement: add `--allow network.host`",
+            )
+        }
+        NetworkArg::Host => crate::sandbox::NetworkMode::Host,
+    };
     let request = BuildRequest {
         dockerfile_name: file,
         context: args.context.clone(),
@@ -181,6 +365,9 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             LayerCompression::Gzip => Compression::GZIP,
             LayerCompression::Zstd => Compression::ZSTD,
         },
+        secrets,
+        network,
+        allow_network_host,
     };
     // docker counts `--build-arg K` with K unset in the environment as given
     // (it is warned about when no ARG consumes it) but passes no value.
@@ -201,6 +388,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         Ok(store) => store,
         Err(e) => return usage(&crate::image::error_chain(&e)),
     };
+    cancel_on_signals();
     let (tx, rx) = mpsc::channel();
     let mode = if args.quiet {
         None
@@ -212,7 +400,17 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
     let _ = renderer.join();
     let output = match result {
         Ok(output) => output,
+        Err(_) if crate::sandbox::cancelled() => {
+            eprintln!(
+                "kiln: error: the build was cancelled (its sandboxes were stopped and cleaned up)"
+            );
+            return ExitCode::from(130);
+        }
         Err(err) => {
+            if let Some(report) = run_failure_report(&err, &file_name, &text) {
+                super::print_report(report);
+                return ExitCode::from(1);
+            }
             eprintln!("kiln: error: {}", error_chain(&err));
             if let Some(help) = err.help() {
                 eprintln!("  help: {help}");
@@ -220,6 +418,10 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if crate::sandbox::cancelled() {
+        eprintln!("kiln: error: the build was cancelled before its outputs were written");
+        return ExitCode::from(130);
+    }
     for out in &outputs {
         if let Err(err) = build::export(&store, &output.digest, &tags, out) {
             eprintln!("kiln: error: {}", error_chain(&err));
@@ -289,6 +491,16 @@ fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
             Event::Failed { id, error } => writeln!(out, "#{id} ERROR: {error}"),
             Event::Log { id, line } => writeln!(out, "#{id} {line}"),
             Event::Warning { message } => writeln!(out, "WARNING: {message}"),
+            Event::Sandbox {
+                id,
+                network,
+                rootfs,
+                run_micros,
+            } => writeln!(
+                out,
+                "#{id} sandbox: network {network}, rootfs {rootfs}, ran {:.3}s",
+                *run_micros as f64 / 1e6
+            ),
         };
     }
 }
@@ -335,6 +547,7 @@ fn render_tty(rx: &mpsc::Receiver<Event>) {
             Event::Warning { message } => {
                 let _ = multi.println(format!("WARNING: {message}"));
             }
+            Event::Sandbox { .. } => {}
         }
     }
 }

@@ -334,9 +334,10 @@ fn prune(root: &Path, args: &PruneArgs) -> Result<ExitCode, StoreError> {
         keep_cache: args.keep_cache,
     })?;
     println!(
-        "Deleted {} blobs and {} cache entries; reclaimed {}",
+        "Deleted {} blobs, {} cache entries and {} snapshots; reclaimed {}",
         report.blobs_removed,
         report.records_removed,
+        report.snapshots_removed,
         human_size(report.bytes_freed)
     );
     Ok(ExitCode::SUCCESS)

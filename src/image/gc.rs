@@ -31,6 +31,8 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     pub records_removed: usize,
     pub temp_removed: usize,
+    /// `snapshots/<diff_id>` directories (unpacked layers RUN uses) removed.
+    pub snapshots_removed: usize,
 }
 
 /// One thing `fsck` found wrong, with the path (and digest) it concerns.
@@ -181,7 +183,79 @@ impl Store {
                 }
             }
         }
+        report.snapshots_removed = self.prune_snapshots()?;
         Ok(report)
+    }
+
+    /// diff_ids of the layers still in use: those of every image reachable from index.json
+    /// (from its config's `rootfs.diff_ids`) and every `diff_id` a remaining cache record names.
+    fn live_diff_ids(&self) -> Result<BTreeSet<String>> {
+        let mut ids = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<(oci_spec::image::MediaType, Digest)> = self
+            .entries()?
+            .into_iter()
+            .map(|e| (e.descriptor.media_type().clone(), e.digest))
+            .collect();
+        while let Some((media_type, digest)) = todo.pop() {
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            if is_index_type(&media_type) {
+                let bytes = self.read_blob(&digest)?;
+                let index = parse_index(&bytes, &format!("index {digest}"))?;
+                for d in index.manifests() {
+                    todo.push((d.media_type().clone(), descriptor_digest(d, "index entry")?));
+                }
+            } else if is_manifest_type(&media_type) {
+                let (manifest, _) = self.manifest(&digest)?;
+                let config = descriptor_digest(manifest.config(), "config descriptor")?;
+                let bytes = self.read_blob(&config)?;
+                let value: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::json(format!("config {config}"), e))?;
+                if let Some(list) = value["rootfs"]["diff_ids"].as_array() {
+                    ids.extend(list.iter().filter_map(|d| d.as_str()).map(str::to_owned));
+                }
+            }
+        }
+        for path in self.records()? {
+            if let Ok(Some(record)) = read_record(&path) {
+                if let Ok(value) = serde_json::from_str(record.record.get()) {
+                    collect_diff_ids(&value, &mut ids);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Removes `snapshots/<hex>` directories whose `sha256:<hex>` is no live diff_id. Builds
+    /// hold the store lock shared while they use snapshots, and prune holds it exclusively, so
+    /// no snapshot is in use here. Other names (the `empty` lower dir) are left alone.
+    fn prune_snapshots(&self) -> Result<usize> {
+        let dir = self.root().join("snapshots");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StoreError::io("read directory", &dir, e)),
+        };
+        let live = self.live_diff_ids()?;
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if Digest::from_hex(&name).is_err() || live.contains(&format!("sha256:{name}")) {
+                continue;
+            }
+            let path = entry.path();
+            match fs::remove_dir_all(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove snapshot", path, e)),
+            }
+        }
+        Ok(removed)
     }
 
     /// Re-hashes every blob and checks every reference from index.json down, and every
@@ -402,6 +476,29 @@ impl Store {
                 }),
             }
         }
+    }
+}
+
+/// Every string value of a `diff_id` key anywhere in a record (the store does not know the
+/// build's record types; a layer record names its diff_id under that key).
+fn collect_diff_ids(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("diff_id", serde_json::Value::String(id)) => {
+                        out.insert(id.clone());
+                    }
+                    _ => collect_diff_ids(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                collect_diff_ids(v, out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use diff::{upper_changes, Change, ChangeKind};
 pub use init::DEFAULT_CAPS;
-pub use spawn::{cancel_all, run};
+pub use spawn::{cancel_all, cancelled, host_ids, run};
 pub use unpack::{unpack_layer, UnpackReport};
 
 /// How the RUN's process reaches the network.
@@ -52,15 +52,24 @@ pub enum NetworkMode {
 /// One `RUN --mount`, with its host-side source already resolved and checked by the caller.
 #[derive(Debug, Clone)]
 pub enum MountSpec {
-    /// `type=bind`: `source` is a host directory or file. Read-only unless `writable`; writes
-    /// through a writable bind land in a throw-away overlay and are discarded.
+    /// `type=bind`: `subpath` resolved inside the host directory `source` (symlinks and `..`
+    /// re-anchored at `source` by the kernel, so nothing outside it can be reached), a directory
+    /// or a file. Read-only unless `writable`; writes through a writable bind land in a
+    /// throw-away overlay and are discarded.
     Bind {
         source: PathBuf,
+        subpath: String,
         target: String,
         writable: bool,
     },
-    /// `type=cache`: a persistent host directory mounted read-write; never part of the layer.
-    Cache { source: PathBuf, target: String },
+    /// `type=cache`: `subpath` resolved inside the persistent host directory `source`, mounted
+    /// read-write (read-only with `readonly`); never part of the layer.
+    Cache {
+        source: PathBuf,
+        subpath: String,
+        target: String,
+        readonly: bool,
+    },
     /// `type=tmpfs`, optionally limited to `size` bytes.
     Tmpfs { target: String, size: Option<u64> },
     /// `type=secret`: `content` appears read-only at `target` with `mode` (0400 by default),

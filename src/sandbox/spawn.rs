@@ -33,6 +33,9 @@ use super::{
 /// be started.
 pub fn run(spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, SandboxError> {
     let start = Instant::now();
+    if cancelled() {
+        return Err(SandboxError::Cancelled);
+    }
     validate(spec)?;
     let first = if spec.force_copy {
         RootMode::Copy
@@ -426,6 +429,27 @@ impl IdMapping {
     }
 }
 
+/// The host uid and gid that container ids `uid:gid` map to in the sandbox's user namespace,
+/// when both are mapped (rootless without subordinate ids maps only container root).
+pub fn host_ids(uid: u32, gid: u32) -> Option<(u32, u32)> {
+    let map = |id: u32, own: u32, sub: Option<(u32, u32)>| -> Option<u32> {
+        if id == 0 {
+            return Some(own);
+        }
+        let (start, count) = sub?;
+        (id <= count).then(|| start + id - 1)
+    };
+    match IdMapping::detect() {
+        IdMapping::Root => (uid < ROOT_RANGE && gid < ROOT_RANGE).then_some((uid, gid)),
+        IdMapping::Rootless {
+            uid: own_uid,
+            gid: own_gid,
+            subuid,
+            subgid,
+        } => Some((map(uid, own_uid, subuid)?, map(gid, own_gid, subgid)?)),
+    }
+}
+
 fn newidmap(
     tool: &'static str,
     pid: Pid,
@@ -545,6 +569,13 @@ fn stub_dir<'a>(mode: RootMode, spec: &'a RunSpec, root: &'a Path) -> &'a Path {
 /// they are reaped, so their pids cannot have been reused when `cancel_all` kills them.
 static RUNNING: Mutex<Vec<(u64, Pid, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
 static NEXT_RUN_ID: AtomicU64 = AtomicU64::new(0);
+/// Set once by [`cancel_all`]: later runs refuse to start.
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`cancel_all`] was called in this process (the build should stop).
+pub fn cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
 
 struct Cancel {
     id: u64,
@@ -556,6 +587,11 @@ impl Cancel {
         let id = NEXT_RUN_ID.fetch_add(1, Ordering::Relaxed);
         let flag = Arc::new(AtomicBool::new(false));
         running().push((id, intermediate, flag.clone()));
+        // A cancel that came between the check at the start of `run` and this registration.
+        if cancelled() {
+            flag.store(true, Ordering::SeqCst);
+            let _ = kill(intermediate, Signal::SIGKILL);
+        }
         Cancel { id, flag }
     }
 
@@ -578,6 +614,7 @@ fn running() -> std::sync::MutexGuard<'static, Vec<(u64, Pid, Arc<AtomicBool>)>>
 /// (the kernel kills the whole pid namespace) and returns [`SandboxError::Cancelled`] after
 /// cleaning up. Meant for the CLI's Ctrl-C handler; safe to call from any thread.
 pub fn cancel_all() {
+    CANCELLED.store(true, Ordering::SeqCst);
     for (_, intermediate, flag) in running().iter() {
         flag.store(true, Ordering::SeqCst);
         // The container's pid 1 has a parent-death signal: killing its parent kills it.
@@ -816,6 +853,21 @@ fn open_path(path: &Path) -> Result<(OwnedFd, PathBuf), SandboxError> {
         .map_err(|e| SandboxError::io("open", path, e))
 }
 
+/// Opens `subpath` inside the directory `root` with `openat2(RESOLVE_IN_ROOT)`: `..` and
+/// symlinks (absolute ones included) stay inside `root`, so a bind or cache source can never
+/// name a host path outside it (buildah CVE-2024-1753, CVE-2024-9675; BuildKit
+/// CVE-2024-23651). Returns the `O_PATH` descriptor, the real path it names (which the
+/// container re-opens and checks against the descriptor's inode) and whether it is a directory.
+fn open_in_root(root: &Path, subpath: &str) -> Result<(OwnedFd, PathBuf, bool), SandboxError> {
+    let root_fd = inroot::open_root(root).map_err(|e| SandboxError::io("open", root, e))?;
+    let fd = inroot::resolve(root_fd.as_fd(), &clean_components(subpath), 0)
+        .map_err(|e| SandboxError::io("open the mount source below", root.join(subpath), e))?;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| SandboxError::io("read the path of", root.join(subpath), e))?;
+    let st = sys::lstatat(fd.as_fd(), c"").map_err(|e| SandboxError::io("stat", &path, e))?;
+    Ok((fd, path, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+}
+
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), SandboxError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -916,39 +968,47 @@ impl Scratch {
             match m {
                 MountSpec::Bind {
                     source,
+                    subpath,
                     target,
-                    writable: true,
-                } if source.is_dir() => {
-                    let dir = self.path.join(format!("bind{i}"));
-                    mkdir(&dir)?;
-                    let (upper, work) = (dir.join("upper"), dir.join("work"));
-                    mkdir(&upper)?;
-                    mkdir(&work)?;
-                    overlay_safe(&upper)?;
-                    sources.push(open_path(source)?);
-                    mounts.push(PreparedKind::Overlay {
-                        source: sources.len() - 1,
-                        upper,
-                        work,
-                        target: target.clone(),
-                    });
+                    writable,
+                } => {
+                    let (fd, path, is_dir) = open_in_root(source, subpath)?;
+                    sources.push((fd, path));
+                    if *writable && is_dir {
+                        let dir = self.path.join(format!("bind{i}"));
+                        mkdir(&dir)?;
+                        let (upper, work) = (dir.join("upper"), dir.join("work"));
+                        mkdir(&upper)?;
+                        mkdir(&work)?;
+                        overlay_safe(&upper)?;
+                        mounts.push(PreparedKind::Overlay {
+                            source: sources.len() - 1,
+                            upper,
+                            work,
+                            target: target.clone(),
+                        });
+                    } else {
+                        // A single file bound rw cannot get an overlay; it is bound read-only so
+                        // writes are refused rather than reaching the host.
+                        mounts.push(PreparedKind::Bind {
+                            source: sources.len() - 1,
+                            target: target.clone(),
+                            writable: false,
+                        });
+                    }
                 }
-                MountSpec::Bind { source, target, .. } => {
-                    // A single file bound rw cannot get an overlay; it is bound read-only so
-                    // writes are refused rather than reaching the host.
-                    sources.push(open_path(source)?);
+                MountSpec::Cache {
+                    source,
+                    subpath,
+                    target,
+                    readonly,
+                } => {
+                    let (fd, path, _) = open_in_root(source, subpath)?;
+                    sources.push((fd, path));
                     mounts.push(PreparedKind::Bind {
                         source: sources.len() - 1,
                         target: target.clone(),
-                        writable: false,
-                    });
-                }
-                MountSpec::Cache { source, target } => {
-                    sources.push(open_path(source)?);
-                    mounts.push(PreparedKind::Bind {
-                        source: sources.len() - 1,
-                        target: target.clone(),
-                        writable: true,
+                        writable: !readonly,
                     });
                 }
                 MountSpec::Tmpfs { target, size } => mounts.push(PreparedKind::Tmpfs {
@@ -964,9 +1024,8 @@ impl Scratch {
                 } => {
                     let file = self.path.join(format!("secret{i}"));
                     write_file(&file, content, *mode)?;
-                    if nix::unistd::geteuid().is_root() {
-                        // Container ids equal host ids under the root mapping.
-                        std::os::unix::fs::lchown(&file, Some(*uid), Some(*gid))
+                    if let Some((u, g)) = host_ids(*uid, *gid) {
+                        std::os::unix::fs::lchown(&file, Some(u), Some(g))
                             .map_err(|e| SandboxError::io("chown", &file, e))?;
                     }
                     sources.push(open_path(&file)?);

@@ -1,0 +1,657 @@
+//! `kiln build` RUN features that go through the sandbox: `--mount` (cache, bind, tmpfs,
+//! secret), networks and the `network.host` entitlement, hard links in RUN layers, the
+//! diagnostic of a failing RUN, Ctrl-C, and snapshot garbage collection by `kiln prune`.
+//! Every test builds a busybox base with kiln itself (`FROM scratch` + the static binary and
+//! its applet links).
+
+mod image_support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use image_support::*;
+
+fn skip_reason() -> Option<&'static str> {
+    if !is_root() {
+        return Some("RUN tests need root");
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        return Some("/bin/busybox is absent (apt-get install busybox-static)");
+    }
+    None
+}
+
+fn skipped(test: &str) -> bool {
+    match skip_reason() {
+        Some(why) => {
+            eprintln!("skipped: {test}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// A store holding `bb:1`: `FROM scratch` plus busybox with every applet, built by kiln.
+fn store_with_busybox(dir: &Path) -> PathBuf {
+    let root = dir.join("store");
+    let ctx = dir.join("bb-ctx");
+    let bin = ctx.join("rootfs/bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(ctx.join("rootfs/tmp")).unwrap();
+    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
+    let out = kiln(&root, &["build", "-q", "-t", "bb:1", ctx.to_str().unwrap()]);
+    assert!(out.status.success(), "base build failed: {}", stderr(&out));
+    root
+}
+
+fn context(dir: &Path, name: &str, dockerfile: &str) -> PathBuf {
+    let ctx = dir.join(name);
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+fn build(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    kiln(root, &args)
+}
+
+/// Builds and exports the image's filesystem to `dir/<name>-out`.
+fn build_out(root: &Path, ctx: &Path, extra: &[&str]) -> (PathBuf, String) {
+    let dest = ctx.with_extension("out");
+    let _ = fs::remove_dir_all(&dest);
+    let output = format!("type=local,dest={}", dest.display());
+    let mut args = extra.to_vec();
+    args.extend(["-o", output.as_str()]);
+    let out = build(root, ctx, &args);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    (dest, stderr(&out))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The uncompressed tar of every layer of `name`.
+fn layer_tars(root: &Path, name: &str) -> Vec<Vec<u8>> {
+    let store = kiln::image::Store::open(root).unwrap();
+    let image = store.resolve(name).unwrap();
+    image
+        .layers
+        .iter()
+        .map(|layer| {
+            let digest = kiln::image::Digest::parse(layer.digest().as_ref()).unwrap();
+            let bytes = store.read_blob(&digest).unwrap();
+            let media = layer.media_type().to_string();
+            if media.contains("gzip") {
+                let mut tar = Vec::new();
+                flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut tar)
+                    .unwrap();
+                tar
+            } else if media.contains("zstd") {
+                zstd::decode_all(&bytes[..]).unwrap()
+            } else {
+                bytes
+            }
+        })
+        .collect()
+}
+
+/// (path, type flag, link name) of every entry of a tar.
+fn entries(tar: &[u8]) -> Vec<(String, u8, String)> {
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (path, e.header().entry_type().as_byte(), link)
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in any file below `dir` (symlinks not followed).
+fn tree_contains(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(list) = fs::read_dir(&d) else { continue };
+        for entry in list.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                todo.push(path);
+            } else if kind.is_file() {
+                if let Ok(bytes) = fs::read(&path) {
+                    if bytes.windows(needle.len()).any(|w| w == needle) {
+                        hits.push(path);
+                    }
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn cache_mount_persists_between_builds_with_its_owner_and_mode() {
+    if skipped("cache_mount_persists_between_builds_with_its_owner_and_mode") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\n\
+         RUN --mount=type=cache,id=c1,target=/var/cache/app,sharing=locked \
+             echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n\
+         RUN --mount=type=cache,target=/owned,uid=1000,gid=1001,mode=0700 \
+             stat -c '%u %g %a' /owned > /stat\n",
+    );
+    let (out1, _) = build_out(&root, &ctx, &["--no-cache", "-t", "c:1"]);
+    assert_eq!(read(&out1.join("count")).trim(), "1");
+    assert_eq!(read(&out1.join("stat")).trim(), "1000 1001 700");
+    let (out2, _) = build_out(&root, &ctx, &["--no-cache", "-t", "c:1"]);
+    assert_eq!(
+        read(&out2.join("count")).trim(),
+        "2",
+        "the cache mount was not kept"
+    );
+    // The mount target and what was written through it are in no layer.
+    for tar in layer_tars(&root, "c:1").iter().skip(1) {
+        for (path, _, _) in entries(tar) {
+            assert!(
+                !path.starts_with("var") && !path.starts_with("owned"),
+                "mount target in a layer: {path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bind_mounts_see_context_and_stage_files_and_writes_are_discarded() {
+    if skipped("bind_mounts_see_context_and_stage_files_and_writes_are_discarded") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1 AS a\n\
+         RUN echo from-a > /made\n\
+         FROM bb:1\n\
+         RUN --mount=type=bind,target=/src cat /src/data.txt > /copied && ls /src > /listing \
+             && (echo x > /src/new 2>/dev/null || echo refused > /ro)\n\
+         RUN --mount=type=bind,target=/w,rw echo changed > /w/data.txt && cat /w/data.txt > /rw-saw\n\
+         RUN --mount=type=bind,from=a,source=/made,target=/m cat /m > /got\n",
+    );
+    fs::write(ctx.join("data.txt"), "context data\n").unwrap();
+    fs::write(ctx.join("ignored.txt"), "ignored\n").unwrap();
+    fs::write(ctx.join(".dockerignore"), "ignored.txt\n").unwrap();
+    let (out, _) = build_out(&root, &ctx, &["-t", "b:1"]);
+    assert_eq!(read(&out.join("copied")), "context data\n");
+    assert_eq!(read(&out.join("ro")), "refused\n");
+    assert_eq!(read(&out.join("rw-saw")), "changed\n");
+    assert_eq!(read(&out.join("got")), "from-a\n");
+    let listing = read(&out.join("listing"));
+    assert!(listing.contains("data.txt"), "{listing}");
+    assert!(
+        !listing.contains("ignored.txt"),
+        ".dockerignore not applied: {listing}"
+    );
+    // The context is untouched.
+    assert_eq!(read(&ctx.join("data.txt")), "context data\n");
+    assert!(!ctx.join("new").exists());
+    for tar in layer_tars(&root, "b:1").iter().skip(1) {
+        for (path, _, _) in entries(tar) {
+            let top = path.split('/').next().unwrap_or("");
+            assert!(
+                !["src", "w", "m"].contains(&top),
+                "mount target in a layer: {path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn secret_is_readable_in_run_but_in_no_layer_record_or_snapshot() {
+    if skipped("secret_is_readable_in_run_but_in_no_layer_record_or_snapshot") {
+        return;
+    }
+    const VALUE: &str = "S3CRET-VALUE-7f1d2c";
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let secret = dir.path().join("token.txt");
+    fs::write(&secret, VALUE).unwrap();
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        // The Dockerfile never holds the value: the RUNs write its hash.
+        "FROM bb:1\n\
+         RUN --mount=type=secret,id=tok stat -c %a /run/secrets/tok > /mode \
+             && sha256sum < /run/secrets/tok > /file-sum\n\
+         RUN --mount=type=secret,id=tok,env=TOK printf %s \"$TOK\" | sha256sum > /env-sum\n",
+    );
+    let arg = format!("id=tok,src={}", secret.display());
+    let (out, log) = build_out(&root, &ctx, &["--secret", &arg, "-t", "s:1"]);
+    let want = sha256(VALUE.as_bytes());
+    let want = want.trim_start_matches("sha256:");
+    assert_eq!(read(&out.join("mode")).trim(), "400");
+    assert!(
+        read(&out.join("file-sum")).starts_with(want),
+        "secret file content differs"
+    );
+    assert!(
+        read(&out.join("env-sum")).starts_with(want),
+        "secret env value differs"
+    );
+    assert!(!log.contains(VALUE), "secret in the progress output");
+    // Nowhere in the store: blobs (layers, configs), cache and build records, snapshots.
+    let hits = tree_contains(&root, VALUE.as_bytes());
+    assert!(hits.is_empty(), "secret found in {hits:?}");
+    for tar in layer_tars(&root, "s:1") {
+        for (path, _, _) in entries(&tar) {
+            assert!(
+                !path.starts_with("run/secrets"),
+                "secret target in a layer: {path}"
+            );
+        }
+    }
+    // A changed secret value is not a cache miss (it is not in the key at all).
+    fs::write(&secret, "another value").unwrap();
+    let again = build(&root, &ctx, &["--secret", &arg, "-t", "s:1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stderr(&again).matches("CACHED").count(),
+        2,
+        "{}",
+        stderr(&again)
+    );
+
+    // A required secret that was not given is an error that says how to give it.
+    let req = context(
+        dir.path(),
+        "req",
+        "FROM bb:1\nRUN --mount=type=secret,id=missing,required=true true\n",
+    );
+    let out = build(&root, &req, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--secret id=missing"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn host_network_and_insecure_security_need_entitlements() {
+    if skipped("host_network_and_insecure_security_need_entitlements") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    // Catalogue S6: a privileged RUN is refused, not run with defaults.
+    let insecure = context(
+        dir.path(),
+        "insecure",
+        "FROM bb:1\nRUN --security=insecure true\n",
+    );
+    let out = build(&root, &insecure, &["--allow", "network.host"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("security.insecure"),
+        "{}",
+        stderr(&out)
+    );
+
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN --network=host ls /sys/class/net > /ifaces\n",
+    );
+    let out = build(&root, &ctx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("network.host entitlement"), "{err}");
+    assert!(err.contains("--allow network.host"), "{err}");
+    let plain = context(dir.path(), "plain", "FROM bb:1\nRUN true\n");
+    let out = build(&root, &plain, &["--network=host"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--allow network.host"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (out, log) = build_out(&root, &ctx, &["--allow", "network.host"]);
+    assert!(log.contains("sandbox: network host"), "{log}");
+    let host_ifaces: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let ifaces = read(&out.join("ifaces"));
+    for iface in host_ifaces {
+        assert!(ifaces.contains(&iface), "{iface} missing from {ifaces}");
+    }
+}
+
+#[test]
+fn default_network_cannot_reach_host_loopback_and_none_has_no_route() {
+    if skipped("default_network_cannot_reach_host_loopback_and_none_has_no_route") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        &format!(
+            "FROM bb:1\n\
+             RUN (wget -q -T 3 -O - http://127.0.0.1:{port}/ || echo blocked) > /loopback; \
+                 (wget -q -T 3 -O - http://10.0.2.2:{port}/ || echo blocked) > /gateway; \
+                 cat /proc/net/route > /default-route\n\
+             RUN --network=none cat /proc/net/route > /none-route; ls /sys/class/net > /none-ifaces\n"
+        ),
+    );
+    let (out, log) = build_out(&root, &ctx, &[]);
+    assert!(
+        listener.accept().is_err(),
+        "a RUN reached the host's 127.0.0.1"
+    );
+    assert_eq!(read(&out.join("loopback")), "blocked\n");
+    assert_eq!(read(&out.join("gateway")), "blocked\n");
+    // /proc/net/route: a header line, then one line per route.
+    let none_routes = read(&out.join("none-route"));
+    assert_eq!(
+        none_routes.lines().count(),
+        1,
+        "routes with --network=none: {none_routes}"
+    );
+    assert_eq!(read(&out.join("none-ifaces")).trim(), "lo");
+    assert!(
+        log.contains("sandbox: network none, rootfs overlay"),
+        "{log}"
+    );
+    if log.contains("sandbox: network slirp4netns") {
+        let routes = read(&out.join("default-route"));
+        assert!(
+            routes.lines().count() > 1,
+            "slirp network has no route: {routes}"
+        );
+    } else {
+        // No slirp4netns here: the build says so, and how to get it.
+        assert!(log.contains("install the slirp4netns package"), "{log}");
+    }
+}
+
+#[test]
+fn hardlinks_in_a_run_become_tar_hardlinks_deterministically() {
+    if skipped("hardlinks_in_a_run_become_tar_hardlinks_deterministically") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN mkdir /h && echo data > /h/b && ln /h/b /h/a && ln /h/b /h/c \
+         && ln /bin/busybox /bin/bb2\n",
+    );
+    let mut diff_ids = Vec::new();
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("SOURCE_DATE_EPOCH", "1000")
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "build",
+                "-q",
+                "--no-cache",
+            ])
+            .args(["-t", "h:1", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let tars = layer_tars(&root, "h:1");
+        let top = tars.last().unwrap();
+        diff_ids.push(sha256(top));
+        let list = entries(top);
+        let find = |p: &str| list.iter().find(|e| e.0 == p).cloned();
+        // Layer order is by path: a is first, so it holds the data; b and c link to it.
+        assert_eq!(find("h/a").map(|e| e.1), Some(b'0'), "{list:?}");
+        assert_eq!(
+            find("h/b"),
+            Some(("h/b".into(), b'1', "h/a".into())),
+            "{list:?}"
+        );
+        assert_eq!(
+            find("h/c"),
+            Some(("h/c".into(), b'1', "h/a".into())),
+            "{list:?}"
+        );
+        // A link to a lower-layer file: overlay copied the file up, so both are in the layer.
+        assert_eq!(find("bin/bb2").map(|e| e.1), Some(b'0'), "{list:?}");
+        assert_eq!(
+            find("bin/busybox"),
+            Some(("bin/busybox".into(), b'1', "bin/bb2".into())),
+            "{list:?}"
+        );
+    }
+    assert_eq!(
+        diff_ids[0], diff_ids[1],
+        "the RUN layer is not deterministic"
+    );
+}
+
+#[test]
+fn failing_run_renders_a_diagnostic_on_its_instruction() {
+    if skipped("failing_run_renders_a_diagnostic_on_its_instruction") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN echo fine\nRUN echo first line && echo second line \\\n    && exit 3\nRUN echo never\n",
+    );
+    let out = build(&root, &ctx, &["-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out).replace(&ctx.display().to_string(), "[ctx]");
+    insta::assert_snapshot!("failing_run_diagnostic", text);
+}
+
+/// Mounts in the host's mount table that mention `needle`.
+fn host_mounts_with(needle: &str) -> Vec<String> {
+    read(Path::new("/proc/self/mountinfo"))
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir() {
+    if skipped("ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let marker = format!("kiln-ctrl-c-{}", std::process::id());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        &format!("FROM bb:1\nRUN echo {marker}-started && sh -c 'sleep 300; : {marker}'\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "build",
+            "--progress=plain",
+        ])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(&format!("{marker}-started")) {
+            break;
+        }
+    }
+    assert!(seen.contains("-started"), "the RUN never started: {seen}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{}", rest.join("\n"));
+    assert!(rest.join("\n").contains("cancelled"), "{}", rest.join("\n"));
+    // kiln waited for the sandbox: the RUN's process is gone now.
+    let alive: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert!(alive.is_empty(), "RUN processes survived: {alive:?}");
+    assert!(host_mounts_with(root.to_str().unwrap()).is_empty());
+    assert!(host_mounts_with(&format!("kiln-run-{pid}-")).is_empty());
+    let tmp_left: Vec<_> = fs::read_dir(root.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp_left.is_empty(), "store tmp not cleaned: {tmp_left:?}");
+    let scratch_left: Vec<_> = fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("kiln-run-{pid}-"))
+        })
+        .collect();
+    assert!(
+        scratch_left.is_empty(),
+        "sandbox scratch dirs left: {scratch_left:?}"
+    );
+}
+
+#[test]
+fn prune_removes_snapshots_no_image_or_record_uses() {
+    if skipped("prune_removes_snapshots_no_image_or_record_uses") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    // Two images: `keep` stays; `gone` is removed, and its RUN layer's snapshot with it.
+    let keep = context(
+        dir.path(),
+        "keep",
+        "FROM bb:1\nRUN echo keep > /k\nRUN true\n",
+    );
+    let gone = context(
+        dir.path(),
+        "gone",
+        "FROM bb:1\nRUN echo gone > /g\nRUN true\n",
+    );
+    for (ctx, tag) in [(&keep, "keep:1"), (&gone, "gone:1")] {
+        let out = build(&root, ctx, &["-t", tag]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let diff_id = |name: &str| {
+        let tars = layer_tars(&root, name);
+        sha256(&tars[1]).trim_start_matches("sha256:").to_owned()
+    };
+    let (keep_id, gone_id) = (diff_id("keep:1"), diff_id("gone:1"));
+    let snapshots = root.join("snapshots");
+    assert!(snapshots.join(&keep_id).is_dir() && snapshots.join(&gone_id).is_dir());
+    fs::create_dir_all(root.join("tmp/.run-stale-1/upper")).unwrap();
+
+    kiln_ok(&root, &["rmi", "gone:1"]);
+    let out = kiln_ok(&root, &["prune"]);
+    assert!(out.contains("snapshots"), "{out}");
+    assert!(!snapshots.join(&gone_id).exists(), "unused snapshot kept");
+    assert!(snapshots.join(&keep_id).is_dir(), "used snapshot removed");
+    assert!(
+        !root.join("tmp/.run-stale-1").exists(),
+        "stale tmp dir kept"
+    );
+    // The kept image still builds on its snapshots.
+    let out = build(&root, &keep, &["--no-cache", "-t", "keep:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it() {
+    if skipped("without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN cat /proc/net/route > /route\n",
+    );
+    let dest = dir.path().join("out");
+    // slirp4netns is looked up in PATH: an empty directory hides it.
+    let empty = dir.path().join("empty-bin");
+    fs::create_dir(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env("PATH", &empty)
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "build",
+            "--progress=plain",
+        ])
+        .args(["-o", &format!("type=local,dest={}", dest.display())])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("install the slirp4netns package"), "{log}");
+    assert!(log.contains("sandbox: network none"), "{log}");
+    assert_eq!(
+        read(&dest.join("route")).lines().count(),
+        1,
+        "a route without slirp4netns"
+    );
+}
