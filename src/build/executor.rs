@@ -269,6 +269,8 @@ struct Shared<'a> {
     /// Names an ARG declares somewhere in the Dockerfile.
     arg_names: BTreeSet<String>,
     line_of: Vec<usize>,
+    /// The Dockerfile text (instruction texts for the build record).
+    source: &'a str,
     scratch_dirs: Mutex<Vec<PathBuf>>,
     /// Planning (`kiln explain --plan`): compute keys and look them up, but
     /// run nothing and write nothing.
@@ -427,7 +429,7 @@ fn stage_graph(df: &Dockerfile, request: &BuildRequest) -> Result<BuildGraph, Bu
 fn prepare<'a>(
     store: &'a Store,
     df: &'a Dockerfile,
-    text: &str,
+    text: &'a str,
     request: &'a BuildRequest,
     graph: &'a BuildGraph,
     events: Sender<Event>,
@@ -490,6 +492,7 @@ fn prepare<'a>(
         built_before,
         arg_names,
         line_of,
+        source: text,
         scratch_dirs: Mutex::new(Vec::new()),
         dry_run,
     };
@@ -698,6 +701,8 @@ struct StepCtx {
     line: usize,
     started: Instant,
     place: Place,
+    /// The instruction as written, for the build record.
+    written: String,
 }
 
 /// Where a step comes from in the Dockerfile.
@@ -737,6 +742,32 @@ impl Shared<'_> {
                     .max(instruction.span.start),
             ),
         }
+    }
+
+    /// An instruction as written, flags included, on one line: continuation
+    /// lines joined, heredoc bodies left out.
+    fn written(&self, instruction: &Instruction) -> String {
+        let span = instruction.span;
+        let raw = self.source.get(span.start..span.end).unwrap_or_default();
+        let head = if instruction.heredocs.is_empty() {
+            raw
+        } else {
+            raw.lines().next().unwrap_or_default()
+        };
+        let escape = self.df.escape;
+        let mut out = String::new();
+        for line in head.lines() {
+            let line = line.trim_end();
+            let line = line.strip_suffix(escape).unwrap_or(line);
+            if line.trim_start().starts_with('#') && !out.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(line.trim());
+        }
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     fn record_step(&self, outcome: StepOutcome) {
@@ -811,6 +842,7 @@ impl Shared<'_> {
             line,
             started: Instant::now(),
             place: Place::default(),
+            written: String::new(),
         }
     }
 
@@ -903,7 +935,7 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
 fn record_from(shared: &Shared<'_>, index: usize, stage: &dag::Stage, state: &mut StageState) {
     let place = shared.place(stage.from);
     let from = &shared.df.instructions[stage.from];
-    let text = format!("{} {}", from.keyword.as_str(), from.args.text);
+    let text = shared.written(from);
     let previous = shared.previous.get(&(index, place.step, 0));
     let unchanged = previous == Some(&state.key);
     let miss_reason = if unchanged {
@@ -1095,6 +1127,10 @@ fn run_instruction(
     let created_by = text.clone();
     let mut step = shared.start(stage, place.line, text.clone());
     step.place = place;
+    step.written = match trigger {
+        Some(trigger) => trigger.clone(),
+        None => shared.written(instruction),
+    };
     let outcome = run_instruction_inner(shared, &step, created_by, instruction, scope, state);
     match &outcome {
         Ok(cached) => {
@@ -1612,7 +1648,7 @@ fn run_instruction_inner(
             step: place.step,
             sub: place.sub,
             end_line: place.end_line,
-            text: created_by,
+            text: step.written.clone(),
         },
         layer,
         key_known,

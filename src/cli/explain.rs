@@ -911,7 +911,21 @@ fn waste_value(explanation: &Explanation, waste: &Waste) -> Value {
 /// One step of the JSON documents.
 fn step_json(image: Option<&Explanation>, row: &Row) -> Value {
     let image_layer = row.layer.and_then(|l| image.and_then(|e| e.layers.get(l)));
-    let summary = image_layer.map(|l| l.summary).unwrap_or_default();
+    let mut summary = image_layer.map(|l| l.summary).unwrap_or_default();
+    if image_layer.is_none() {
+        // A FROM row: its base image's layers.
+        for layer in row
+            .base_layers
+            .iter()
+            .filter_map(|&i| image.and_then(|e| e.layers.get(i)))
+        {
+            summary.added += layer.summary.added;
+            summary.modified += layer.summary.modified;
+            summary.deleted += layer.summary.deleted;
+            summary.added_bytes += layer.summary.added_bytes;
+            summary.deleted_bytes += layer.summary.deleted_bytes;
+        }
+    }
     let (layer, changes) = match &row.recorded {
         Some(recorded) => {
             let mut counts = [recorded.added, recorded.modified, recorded.deleted];
