@@ -356,3 +356,27 @@ fn redact_host_base(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn a_copy_over_an_earlier_file_counts_as_modified_and_wastes_the_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("old.txt"), "the first version\n").unwrap();
+    fs::write(ctx.join("new.txt"), "second\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY old.txt /etc/app.conf\nCOPY new.txt /etc/app.conf\n",
+    )
+    .unwrap();
+    let root = dir.path().join("store");
+    kiln_ok(&root, &ctx, &["build", "-q", "."]);
+    let doc = json(&kiln_ok(&root, &ctx, &["explain", "--format", "json"]));
+    let second = step(&doc, "COPY new.txt");
+    assert_eq!(second["changes"]["modified"], 1, "{second:#}");
+    assert_eq!(second["changes"]["added"], 0, "{second:#}");
+    assert_eq!(doc["image"]["wasted_bytes"], 18);
+    assert_eq!(doc["wasted"][0]["path"], "/etc/app.conf");
+    assert_eq!(doc["wasted"][0]["written_by"]["step"], 2);
+    assert_eq!(doc["wasted"][0]["removed_by"]["step"], 3);
+}
