@@ -1,9 +1,13 @@
 //! `explain` of an image with 10 layers and 50,000 files (the figure: under 1 s).
 //!
-//! The image is built in memory (gzip layers of 5,000 small files each; every layer after
-//! the first also overwrites 200 files and whites out 100 of the layer below, so waste
-//! tracking is exercised), loaded into a temp store once, then explained end to end: open
-//! and verify each blob, decompress, walk every tar entry, merge, score.
+//! Two paths. `image_10_layers_50k_files`: the image is built in memory (gzip layers of
+//! 5,000 small files each; every layer after the first also overwrites 200 files and whites
+//! out 100 of the layer below, so waste tracking is exercised), loaded into a temp store
+//! once, then explained end to end: open and verify each blob, decompress, walk every tar
+//! entry, merge, score. `build_record_10_layers_50k_files`: kiln builds an image of 10
+//! `ADD layerN.tar /` steps (5,000 files each, 200 overwritten by the next) once, then
+//! `kiln explain CONTEXT` is measured: read the build record and step records, resolve the
+//! image, stream its layers. `plan_10_layers_50k_files` plans that build against the cache.
 
 use std::io::Write;
 
@@ -110,5 +114,63 @@ fn explain_50k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, explain_50k);
+/// An uncompressed tar of layer `index` for the build path (no whiteouts: ADD would
+/// extract them as files).
+fn plain_layer(index: usize) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let content = vec![b'k'; 256];
+    for file in 0..FILES_PER_LAYER {
+        let name = format!("layer{index}/dir{}/file{file}.txt", file / 100);
+        append(&mut builder, &name, &content[..(file % 256)]);
+    }
+    if index > 0 {
+        for file in 0..200 {
+            let name = format!("layer{}/dir{}/file{file}.txt", index - 1, file / 100);
+            append(&mut builder, &name, b"rewritten");
+        }
+    }
+    builder.into_inner().expect("layer")
+}
+
+fn explain_build_record(c: &mut Criterion) {
+    use kiln::build::executor::{latest_build_record_name, plan, BuildRequest};
+    use kiln::explain::explain_build;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("context");
+    let mut dockerfile = String::from("FROM scratch\n");
+    for index in 0..LAYERS {
+        std::fs::write(ctx.join(format!("layer{index}.tar")), plain_layer(index)).expect("tar");
+        dockerfile.push_str(&format!("ADD layer{index}.tar /\n"));
+    }
+    let file = ctx.join("Dockerfile");
+    std::fs::write(&file, &dockerfile).expect("Dockerfile");
+    let file = file.display().to_string();
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let parsed = kiln::syntax::parse_str(&dockerfile);
+    let request = BuildRequest::new(file.clone(), &ctx);
+    let (tx, _rx) = std::sync::mpsc::channel();
+    kiln::build::build(&store, &parsed.dockerfile, &dockerfile, &request, tx).expect("build");
+    let name = latest_build_record_name(&file, &ctx, None);
+    let explanation = explain_build(&store, &name, &file).expect("explain");
+    let image = explanation.image.as_ref().expect("image");
+    eprintln!(
+        "explain build bench: {} steps, {} layers, {} wasted",
+        explanation.rows.len(),
+        image.layers.len(),
+        image.wasted_bytes
+    );
+    let mut group = c.benchmark_group("explain");
+    group.sample_size(10);
+    group.bench_function("build_record_10_layers_50k_files", |b| {
+        b.iter(|| explain_build(&store, &name, &file).expect("explain"));
+    });
+    group.bench_function("plan_10_layers_50k_files", |b| {
+        b.iter(|| plan(&store, &parsed.dockerfile, &dockerfile, &request).expect("plan"));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, explain_50k, explain_build_record);
 criterion_main!(benches);

@@ -289,8 +289,13 @@ fn build_record_names_the_changed_input() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(record["steps"][0]["cached"], false);
-    assert_eq!(record["steps"][0]["miss_reason"], "source files changed");
+    // Step 0 is the FROM, unchanged.
+    assert_eq!(record["steps"][0]["cached"], true);
+    assert_eq!(record["steps"][1]["cached"], false);
+    assert_eq!(
+        record["steps"][1]["miss_reason"],
+        "context file `a.txt` changed"
+    );
 }
 
 #[test]

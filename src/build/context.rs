@@ -209,6 +209,9 @@ pub struct ContentHash {
     pub hashed: usize,
     /// Files whose hash came from the stat index without reading them.
     pub reused: usize,
+    /// Per entry of the plan, the sha256 of a regular file's bytes (`None`
+    /// for directories and symlinks): what `explain` diffs between builds.
+    pub file_hashes: Vec<Option<[u8; 32]>>,
 }
 
 impl CopyPlan {
@@ -326,6 +329,7 @@ impl CopyPlan {
             digest: format!("sha256:{}", hex::encode(total.finalize())),
             hashed: fresh.len(),
             reused: files - fresh.len(),
+            file_hashes: hashes,
         })
     }
 }

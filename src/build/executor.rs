@@ -27,8 +27,8 @@ use oci_spec::image::{Descriptor, MediaType};
 use sha2::{Digest as _, Sha256};
 
 use super::cache::{
-    diff_inputs, record_name, source_record_name, BuildRecord, BuildStep, KeyInputs, LayerRecord,
-    StepRecord, CACHE_VERSION,
+    diff_inputs, files_record_name, record_name, source_record_name, BuildRecord, BuildStep,
+    KeyInputs, LayerRecord, MissFacts, SourceFiles, StepRecord, CACHE_VERSION,
 };
 use super::chmod::{Chmod, ChmodError};
 use super::config::{rfc3339, History, ImageConfig};
@@ -74,6 +74,29 @@ pub struct BuildRequest {
     pub network: NetworkMode,
     /// `--allow network.host`: the entitlement `--network=host` needs.
     pub allow_network_host: bool,
+}
+
+impl BuildRequest {
+    /// A request with docker's defaults: no build args, no target, the host
+    /// platform, cache on, one stage at a time, uncompressed layers.
+    pub fn new(dockerfile_name: impl Into<String>, context: impl Into<PathBuf>) -> Self {
+        Self {
+            dockerfile_name: dockerfile_name.into(),
+            context: context.into(),
+            build_args: BTreeMap::new(),
+            target: None,
+            no_cache: false,
+            platform: Platform::host(),
+            labels: BTreeMap::new(),
+            tags: Vec::new(),
+            jobs: 1,
+            source_date_epoch: None,
+            compression: Compression::None,
+            secrets: BTreeMap::new(),
+            network: NetworkMode::Slirp,
+            allow_network_host: false,
+        }
+    }
 }
 
 /// What a build produced.
@@ -263,6 +286,12 @@ struct StageState {
     /// Key of the last step (what a dependant chains on).
     key: String,
     paths: Option<(usize, PathSet)>,
+    /// The first step of this chain whose key differs from the previous
+    /// build's (what "parent layer changed (step N)" names).
+    changed_step: Option<usize>,
+    /// Planning only: the first step whose key cannot be known without
+    /// running it (`ADD <url>`); every key after it is unknown too.
+    unknown_since: Option<usize>,
 }
 
 impl StageState {
@@ -281,10 +310,48 @@ struct Shared<'a> {
     events: Sender<Event>,
     next_id: Mutex<usize>,
     results: Mutex<BTreeMap<usize, Arc<StageState>>>,
-    steps: Mutex<Vec<BuildStep>>,
-    previous: BTreeMap<(usize, usize), String>,
+    steps: Mutex<Vec<StepOutcome>>,
+    /// The previous build's keys by (stage, step number, trigger).
+    previous: BTreeMap<(usize, usize, usize), String>,
+    /// Whether a previous build of this Dockerfile and context was recorded.
+    built_before: bool,
+    /// Names an ARG declares somewhere in the Dockerfile.
+    arg_names: BTreeSet<String>,
     line_of: Vec<usize>,
+    /// The Dockerfile text (instruction texts for the build record).
+    source: &'a str,
     scratch_dirs: Mutex<Vec<PathBuf>>,
+    /// Planning (`kiln explain --plan`): compute keys and look them up, but
+    /// run nothing and write nothing.
+    dry_run: bool,
+}
+
+/// One step as the executor saw it: what goes into the build record, and
+/// for a plan the layer a hit would reuse and whether the key was known.
+#[derive(Debug, Clone)]
+struct StepOutcome {
+    step: BuildStep,
+    layer: Option<LayerRecord>,
+    key_known: bool,
+}
+
+/// A step of a plan ([`plan`]): would it hit the cache, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStep {
+    /// `cached` says whether the step would hit; `miss_reason` why not.
+    pub step: BuildStep,
+    /// The cached layer a hit would reuse.
+    pub layer: Option<LayerRecord>,
+    /// False when the key depends on a step that has to run first.
+    pub key_known: bool,
+}
+
+/// What [`plan`] found: the steps of the needed stages in the order they
+/// would run, and the stage names by index.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<PlannedStep>,
+    pub stages: Vec<Option<String>>,
 }
 
 /// The build args a Dockerfile declares nowhere (Docker warns about them),
@@ -322,18 +389,79 @@ fn is_automatic(name: &str) -> bool {
     name.starts_with("TARGET") || name.starts_with("BUILD")
 }
 
-/// Builds `df` and stores the image (tagged with `request.tags`).
+/// The record name of the latest build of a Dockerfile and context (and
+/// target): both paths are made absolute first, as [`build`] does.
+pub fn latest_build_record_name(
+    dockerfile_name: &str,
+    context: &std::path::Path,
+    target: Option<&str>,
+) -> String {
+    let context = fs::canonicalize(context).unwrap_or_else(|_| context.to_owned());
+    source_record_name(
+        &absolute(dockerfile_name),
+        &context.display().to_string(),
+        target,
+    )
+}
+
+/// Plans `df` against the cache without building: every step's key is
+/// computed (COPY sources hashed through the stat index) and looked up; no
+/// step runs, nothing is written to the store.
 ///
 /// # Errors
-/// Any step's failure, with the line it came from.
-pub fn build(
+/// What would make the build fail before any step runs: a bad stage
+/// graph, a missing base image, a COPY source that does not exist.
+pub fn plan(
     store: &Store,
     df: &Dockerfile,
     text: &str,
     request: &BuildRequest,
-    events: Sender<Event>,
-) -> Result<BuildOutput, BuildError> {
-    let started = Instant::now();
+) -> Result<Plan, BuildError> {
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let graph = stage_graph(df, request)?;
+    let prepared = prepare(store, df, text, request, &graph, tx, true)?;
+    let shared = &prepared.shared;
+    let result = run_stages(shared, &prepared.needed);
+    result?;
+    let mut steps = Vec::new();
+    for outcome in shared
+        .steps
+        .lock()
+        .map_err(|_| BuildError::Panicked)?
+        .iter()
+    {
+        steps.push(PlannedStep {
+            step: outcome.step.clone(),
+            layer: outcome.layer.clone(),
+            key_known: outcome.key_known,
+        });
+    }
+    steps.sort_by_key(|s| (s.step.stage, s.step.step, s.step.sub));
+    Ok(Plan {
+        steps,
+        stages: stage_names(prepared.graph),
+    })
+}
+
+fn stage_names(graph: &BuildGraph) -> Vec<Option<String>> {
+    graph
+        .stages
+        .iter()
+        .map(|s| s.name.as_ref().map(|n| n.name.clone()))
+        .collect()
+}
+
+/// A build about to run: the shared state, the stages needed, the target.
+struct Prepared<'a> {
+    shared: Shared<'a>,
+    graph: &'a BuildGraph,
+    needed: BTreeSet<usize>,
+    target: usize,
+    source_name: String,
+}
+
+/// The stage graph of `df` for `request`.
+fn stage_graph(df: &Dockerfile, request: &BuildRequest) -> Result<BuildGraph, BuildError> {
     let options = BuildOptions {
         build_args: request.build_args.clone(),
         build_platform: Platform::host(),
@@ -344,7 +472,18 @@ pub fn build(
     if let Some(err) = out.errors.first() {
         return Err(BuildError::Graph(err.to_string()));
     }
-    let graph = out.graph;
+    Ok(out.graph)
+}
+
+fn prepare<'a>(
+    store: &'a Store,
+    df: &'a Dockerfile,
+    text: &'a str,
+    request: &'a BuildRequest,
+    graph: &'a BuildGraph,
+    events: Sender<Event>,
+    dry_run: bool,
+) -> Result<Prepared<'a>, BuildError> {
     let needed = graph
         .prune(request.target.as_deref())
         .map_err(|e| BuildError::Graph(e.to_string()))?;
@@ -376,14 +515,22 @@ pub fn build(
         &context.root().display().to_string(),
         request.target.as_deref(),
     );
-    let previous = previous_keys(store, &source_name);
+    let (built_before, previous) = previous_keys(store, &source_name);
     let line_of = line_starts(text);
+    let arg_names = df
+        .instructions
+        .iter()
+        .flat_map(|i| match &i.kind {
+            InstructionKind::Arg(decls) => decls.iter().map(|d| d.name.text.clone()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
 
     let shared = Shared {
         store,
         request,
         df,
-        graph: &graph,
+        graph,
         context,
         index: Mutex::new(index),
         events,
@@ -391,9 +538,42 @@ pub fn build(
         results: Mutex::new(BTreeMap::new()),
         steps: Mutex::new(Vec::new()),
         previous,
+        built_before,
+        arg_names,
         line_of,
+        source: text,
         scratch_dirs: Mutex::new(Vec::new()),
+        dry_run,
     };
+    Ok(Prepared {
+        shared,
+        graph,
+        needed,
+        target,
+        source_name,
+    })
+}
+
+/// Builds `df` and stores the image (tagged with `request.tags`).
+///
+/// # Errors
+/// Any step's failure, with the line it came from.
+pub fn build(
+    store: &Store,
+    df: &Dockerfile,
+    text: &str,
+    request: &BuildRequest,
+    events: Sender<Event>,
+) -> Result<BuildOutput, BuildError> {
+    let started = Instant::now();
+    let graph = stage_graph(df, request)?;
+    let Prepared {
+        shared,
+        graph,
+        needed,
+        target,
+        source_name,
+    } = prepare(store, df, text, request, &graph, events, false)?;
     let result = run_stages(&shared, &needed);
     for dir in shared
         .scratch_dirs
@@ -437,11 +617,18 @@ pub fn build(
     let bytes = canonical_json(&config, "image config")?;
     let digest = store.put_image_json(&bytes, &final_state.descriptors(), &request.tags)?;
 
-    let steps = shared
+    let mut steps: Vec<BuildStep> = shared
         .steps
         .into_inner()
-        .map_err(|_| BuildError::Panicked)?;
-    let cached = steps.iter().filter(|s| s.cached).count();
+        .map_err(|_| BuildError::Panicked)?
+        .into_iter()
+        .map(|o| o.step)
+        .collect();
+    steps.sort_by_key(|s| (s.stage, s.step, s.sub));
+    // FROM rows are part of the record, not of the step count.
+    let counted: Vec<&BuildStep> = steps.iter().filter(|s| s.instruction != "FROM").collect();
+    let cached = counted.iter().filter(|s| s.cached).count();
+    let step_count = counted.len();
     let record = BuildRecord {
         version: CACHE_VERSION,
         image: digest.to_string(),
@@ -449,33 +636,25 @@ pub fn build(
         context: shared.context.root().display().to_string(),
         target: request.target.clone(),
         duration_ms: millis(started),
-        steps: steps.clone(),
+        steps,
+        source: text.to_owned(),
+        stages: stage_names(graph),
+        build_args: request.build_args.clone(),
     };
-    // A rebuild where every step hit the cache and that made the image the
-    // last build from this Dockerfile made adds nothing for explain: the
-    // records of the build that made it stay (and two fsynced writes are
-    // most of an unchanged rebuild's time).
-    let build_name = format!("build-{}", digest.hex());
-    let unchanged = cached == steps.len()
-        && store.get_record(&build_name).ok().flatten().is_some()
-        && store
-            .get_record(&source_name)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice::<BuildRecord>(&b).ok())
-            .is_some_and(|old| old.image == record.image && old.steps.len() == steps.len());
-    let json = if unchanged {
-        None
-    } else {
-        serde_json::to_vec(&record).ok()
-    };
-    if let Some(json) = json {
-        store.put_record(&build_name, &json, std::slice::from_ref(&digest))?;
-        store.put_record(&source_name, &json, &[])?;
+    // Build records only inform `kiln explain`: they are written without
+    // fsync, so an unchanged rebuild (every step a cache hit) costs no disk
+    // flush, yet still records that it hit.
+    if let Ok(json) = serde_json::to_vec(&record) {
+        store.put_advisory_record(
+            &format!("build-{}", digest.hex()),
+            &json,
+            std::slice::from_ref(&digest),
+        )?;
+        store.put_advisory_record(&source_name, &json, &[])?;
     }
     Ok(BuildOutput {
         digest,
-        steps: steps.len(),
+        steps: step_count,
         cached,
     })
 }
@@ -487,18 +666,22 @@ fn absolute(path: &str) -> String {
     fs::canonicalize(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
 }
 
-fn previous_keys(store: &Store, name: &str) -> BTreeMap<(usize, usize), String> {
+/// Whether a previous build was recorded, and its keys by (stage, step, trigger).
+fn previous_keys(store: &Store, name: &str) -> (bool, BTreeMap<(usize, usize, usize), String>) {
     let Ok(Some(bytes)) = store.get_record(name) else {
-        return BTreeMap::new();
+        return (false, BTreeMap::new());
     };
     let Ok(record) = serde_json::from_slice::<BuildRecord>(&bytes) else {
-        return BTreeMap::new();
+        return (false, BTreeMap::new());
     };
-    record
+    let keys = record
         .steps
         .into_iter()
-        .map(|s| ((s.stage, s.line), s.key))
-        .collect()
+        // Records older than step numbers cannot be matched by position.
+        .filter(|s| s.step > 0)
+        .map(|s| ((s.stage, s.step, s.sub), s.key))
+        .collect();
+    (true, keys)
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
@@ -571,6 +754,21 @@ struct StepCtx {
     started: Instant,
     /// The instruction's span in the Dockerfile (None for ONBUILD triggers).
     span: Option<Span>,
+    place: Place,
+    /// The instruction as written, for the build record.
+    written: String,
+}
+
+/// Where a step comes from in the Dockerfile.
+#[derive(Debug, Clone, Copy, Default)]
+struct Place {
+    /// First line of the instruction (1-based).
+    line: usize,
+    /// 1-based position of the instruction among all of the Dockerfile's.
+    step: usize,
+    /// 0, or k for the k-th ONBUILD trigger of the FROM at `step`.
+    sub: usize,
+    end_line: usize,
 }
 
 impl Shared<'_> {
@@ -581,6 +779,100 @@ impl Shared<'_> {
 
     fn line(&self, offset: usize) -> usize {
         self.line_of.partition_point(|&s| s <= offset)
+    }
+
+    /// The place of `df.instructions[index]`.
+    fn place(&self, index: usize) -> Place {
+        let instruction = &self.df.instructions[index];
+        Place {
+            line: self.line(instruction.span.start),
+            step: index + 1,
+            sub: 0,
+            end_line: self.line(
+                instruction
+                    .span
+                    .end
+                    .saturating_sub(1)
+                    .max(instruction.span.start),
+            ),
+        }
+    }
+
+    /// An instruction as written, flags included, on one line: continuation
+    /// lines joined, heredoc bodies left out.
+    fn written(&self, instruction: &Instruction) -> String {
+        let span = instruction.span;
+        let raw = self.source.get(span.start..span.end).unwrap_or_default();
+        let head = if instruction.heredocs.is_empty() {
+            raw
+        } else {
+            raw.lines().next().unwrap_or_default()
+        };
+        let escape = self.df.escape;
+        let mut out = String::new();
+        for line in head.lines() {
+            let line = line.trim_end();
+            let line = line.strip_suffix(escape).unwrap_or(line);
+            if line.trim_start().starts_with('#') && !out.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(line.trim());
+        }
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    fn record_step(&self, outcome: StepOutcome) {
+        if let Ok(mut steps) = self.steps.lock() {
+            steps.push(outcome);
+        }
+    }
+
+    /// Why a step missed, from the previous build of this Dockerfile.
+    fn miss_reason(
+        &self,
+        stage: usize,
+        place: Place,
+        new: &KeyInputs,
+        facts: MissFacts<'_>,
+    ) -> String {
+        if self.request.no_cache {
+            return "`--no-cache`".to_owned();
+        }
+        if !self.built_before {
+            return "no previous build".to_owned();
+        }
+        let Some(old_key) = self.previous.get(&(stage, place.step, place.sub)) else {
+            return "not in the previous build".to_owned();
+        };
+        if *old_key == new.key() {
+            return "cache entry missing (pruned)".to_owned();
+        }
+        let old = self
+            .store
+            .get_record(&record_name(old_key))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<StepRecord>(&b).ok());
+        let Some(old) = old else {
+            return "inputs changed (the previous cache entry is gone)".to_owned();
+        };
+        let old_files = facts.files.and_then(|(_, new_files)| {
+            let bytes = self.store.get_record(&files_record_name(old_key)).ok()??;
+            serde_json::from_slice::<SourceFiles>(&bytes)
+                .ok()
+                .map(|old_files| (old_files, new_files))
+        });
+        let facts = MissFacts {
+            old_text: &old.created_by,
+            args: Some(&self.arg_names),
+            files: old_files.as_ref().map(|(o, n)| (o, *n)),
+            ..facts
+        };
+        diff_inputs(&old.inputs, new, &facts)
+            .unwrap_or_else(|| "cache entry missing (pruned)".to_owned())
     }
 
     fn start(&self, stage: usize, line: usize, name: String) -> StepCtx {
@@ -604,6 +896,8 @@ impl Shared<'_> {
             line,
             started: Instant::now(),
             span: None,
+            place: Place::default(),
+            written: String::new(),
         }
     }
 
@@ -627,6 +921,7 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
             return Err(err);
         }
     };
+    record_from(shared, index, stage, &mut state);
     shared.emit(Event::Done {
         id: step.id,
         millis: millis(step.started),
@@ -654,12 +949,15 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
         }
         trigger_docs.push((trigger.clone(), parsed.dockerfile));
     }
+    let from_place = shared.place(stage.from);
+    let mut sub = 0;
     for (text, doc) in &trigger_docs {
         for instruction in &doc.instructions {
+            sub += 1;
             run_instruction(
                 shared,
                 index,
-                line,
+                Place { sub, ..from_place },
                 Some(text),
                 instruction,
                 &mut scope,
@@ -669,11 +967,10 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
     }
     for &i in &stage.instructions {
         let instruction = &shared.df.instructions[i];
-        let line = shared.line(instruction.span.start);
         run_instruction(
             shared,
             index,
-            line,
+            shared.place(i),
             None,
             instruction,
             &mut scope,
@@ -686,6 +983,57 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
         .map_err(|_| BuildError::Panicked)?
         .insert(index, Arc::new(state));
     Ok(())
+}
+
+/// Records the FROM of stage `index` as a step: "cached" when the stage
+/// starts where it started in the previous build, else why not.
+fn record_from(shared: &Shared<'_>, index: usize, stage: &dag::Stage, state: &mut StageState) {
+    let place = shared.place(stage.from);
+    let from = &shared.df.instructions[stage.from];
+    let text = shared.written(from);
+    let previous = shared.previous.get(&(index, place.step, 0));
+    let unchanged = previous == Some(&state.key);
+    let miss_reason = if unchanged {
+        None
+    } else if shared.request.no_cache {
+        Some("`--no-cache`".to_owned())
+    } else if !shared.built_before {
+        Some("no previous build".to_owned())
+    } else if previous.is_none() {
+        Some("not in the previous build".to_owned())
+    } else {
+        Some(match &stage.base {
+            Base::Scratch => "platform changed".to_owned(),
+            Base::Image(name) => format!("base image `{name}` changed"),
+            Base::Stage(i) => {
+                let name = shared.graph.stages[*i].display_name();
+                match state.changed_step {
+                    Some(n) => format!("stage `{name}` changed (step {n})"),
+                    None => format!("stage `{name}` changed"),
+                }
+            }
+        })
+    };
+    if !unchanged && shared.built_before && state.changed_step.is_none() {
+        state.changed_step = Some(place.step);
+    }
+    shared.record_step(StepOutcome {
+        step: BuildStep {
+            stage: index,
+            line: shared.line(from.span.start),
+            instruction: "FROM".to_owned(),
+            key: state.key.clone(),
+            cached: unchanged,
+            duration_ms: 0,
+            miss_reason,
+            step: place.step,
+            sub: 0,
+            end_line: place.end_line,
+            text,
+        },
+        layer: None,
+        key_known: state.unknown_since.is_none(),
+    });
 }
 
 fn start_state(
@@ -709,6 +1057,8 @@ fn start_state(
                 layers: Vec::new(),
                 key: format!("scratch:{}", platform.format()),
                 paths: None,
+                changed_step: None,
+                unknown_since: None,
             })
         }
         Base::Stage(i) => {
@@ -751,6 +1101,8 @@ fn start_state(
                 layers,
                 key: format!("base:{}", image.digest),
                 paths: None,
+                changed_step: None,
+                unknown_since: None,
             })
         }
     }
@@ -817,7 +1169,7 @@ fn resolve_path(workdir: &str, path: &str) -> String {
 fn run_instruction(
     shared: &Shared<'_>,
     stage: usize,
-    line: usize,
+    place: Place,
     trigger: Option<&String>,
     instruction: &Instruction,
     scope: &mut StageScope<'_>,
@@ -828,10 +1180,15 @@ fn run_instruction(
         Clone::clone,
     );
     let created_by = text.clone();
-    let mut step = shared.start(stage, line, text.clone());
+    let mut step = shared.start(stage, place.line, text.clone());
     step.span = trigger.is_none().then_some(instruction.span);
+    step.place = place;
+    step.written = match trigger {
+        Some(trigger) => trigger.clone(),
+        None => shared.written(instruction),
+    };
     let outcome = if sandbox::cancelled() {
-        Err(sandbox_error(line, SandboxError::Cancelled))
+        Err(sandbox_error(place.line, SandboxError::Cancelled))
     } else {
         run_instruction_inner(shared, &step, created_by, instruction, scope, state)
     };
@@ -880,6 +1237,13 @@ fn run_instruction_inner(
     let workdir = state.config.config.working_dir.clone().unwrap_or_default();
     // Metadata-only instructions: the config changes, no layer.
     let mut layer_step: Option<LayerJob> = None;
+    // For a miss reason: the context files a COPY selected (their hashes,
+    // or the list itself), and why a `COPY --from` source changed.
+    let mut file_hashes: Option<Vec<Option<[u8; 32]>>> = None;
+    let mut new_files: Option<SourceFiles> = None;
+    let mut from_phrase: Option<String> = None;
+    // Planning: a download whose content decides the key is not made.
+    let mut unknown_reason: Option<String> = None;
     let config = &mut state.config;
     match &instruction.kind {
         InstructionKind::From(_) => {}
@@ -1127,7 +1491,11 @@ fn run_instruction_inner(
                     (h.name.clone(), body)
                 })
                 .collect();
-            let source = if urls {
+            let source = if urls && shared.dry_run {
+                unknown_reason = Some(format!("ADD downloads {} when it runs", sources[0]));
+                inputs.sources.insert("url".into(), "unknown".into());
+                CopySource::Url(String::new(), Vec::new(), None)
+            } else if urls {
                 let url = sources[0].clone();
                 let download = super::fetch::fetch(&url).map_err(|source| BuildError::Fetch {
                     line,
@@ -1168,9 +1536,17 @@ fn run_instruction_inner(
                 CopySource::Heredoc(heredocs)
             } else if let Some(from) = from {
                 inputs.flags.insert("from".into(), from.clone());
-                let (key, layers) = copy_from_source(shared, &from, line)?;
-                inputs.sources.insert("from".into(), key);
-                CopySource::Layers(layers)
+                let source = copy_from_source(shared, &from, line)?;
+                inputs.sources.insert("from".into(), source.key);
+                from_phrase = Some(match source.changed_step {
+                    Some(n) => format!("{} changed (step {n})", source.what),
+                    None => format!("{} changed", source.what),
+                });
+                if let Some(n) = source.unknown_since {
+                    unknown_reason =
+                        Some(format!("its source's key is unknown until step {n} runs"));
+                }
+                CopySource::Layers(source.layers)
             } else {
                 let plan = plan_sources(&shared.context, &sources, &dest, &selection, line)?;
                 let hash = {
@@ -1187,10 +1563,12 @@ fn run_instruction_inner(
                     && plan.entries()[0].kind == super::context::EntryKind::File
                     && is_tar_name(&plan.entries()[0].source);
                 if single_tar {
+                    new_files = Some(SourceFiles::from_plan(&plan, &hash.file_hashes));
                     let source = shared.context.root().join(&plan.entries()[0].source);
                     inputs.flags.insert("unpack".into(), "true".into());
                     CopySource::Tar(source)
                 } else {
+                    file_hashes = Some(hash.file_hashes);
                     CopySource::Context(Box::new(plan))
                 }
             };
@@ -1220,8 +1598,28 @@ fn run_instruction_inner(
         layer_step = Some(LayerJob::Workdir(inputs.args[0].clone()));
     }
 
+    let place = step.place;
+    let parent_phrase = state
+        .changed_step
+        .map(|n| format!("parent layer changed (step {n})"));
+    if shared.built_before
+        && state.changed_step.is_none()
+        && shared.previous.get(&(step.stage, place.step, place.sub)) != Some(&key)
+    {
+        state.changed_step = Some(place.step);
+    }
+    let unknown = match (state.unknown_since, unknown_reason) {
+        (Some(n), _) => Some(format!("key unknown until step {n} runs")),
+        (None, Some(why)) => {
+            state.unknown_since = Some(place.step);
+            Some(format!("key unknown: {why}"))
+        }
+        (None, None) => None,
+    };
+    let key_known = unknown.is_none();
+
     let name = record_name(&key);
-    let hit = if shared.request.no_cache {
+    let hit = if shared.request.no_cache || unknown.is_some() {
         None
     } else {
         shared
@@ -1229,8 +1627,21 @@ fn run_instruction_inner(
             .get_record(&name)?
             .and_then(|b| serde_json::from_slice::<StepRecord>(&b).ok())
     };
+    if hit.is_none() && new_files.is_none() {
+        if let (
+            Some(hashes),
+            Some(LayerJob::Copy {
+                source: CopySource::Context(plan),
+                ..
+            }),
+        ) = (&file_hashes, &layer_step)
+        {
+            new_files = Some(SourceFiles::from_plan(plan, hashes));
+        }
+    }
     let (record, cached) = match hit {
-        Some(record) => (record, true),
+        Some(record) => (Some(record), true),
+        None if shared.dry_run => (None, false),
         None => {
             let layer = match layer_step {
                 Some(job) => run_layer_job(shared, line, job, state)?,
@@ -1245,24 +1656,43 @@ fn run_instruction_inner(
                 duration_ms: millis(step.started),
                 stage: step.stage,
                 line,
+                end_line: place.end_line,
             };
             let blobs: Vec<Digest> = record
                 .layer
                 .iter()
                 .filter_map(|l| Digest::parse(&l.digest).ok())
                 .collect();
+            if let Some(files) = &new_files {
+                // Written before the step record: a step record always has its file list.
+                if let Ok(json) = serde_json::to_vec(files) {
+                    shared
+                        .store
+                        .put_record(&files_record_name(&key), &json, &blobs)?;
+                }
+            }
             if let Ok(json) = serde_json::to_vec(&record) {
                 shared.store.put_record(&name, &json, &blobs)?;
             }
-            (record, false)
+            (Some(record), false)
         }
     };
     let miss_reason = if cached {
         None
+    } else if let Some(unknown) = unknown {
+        Some(unknown)
     } else {
-        miss_reason(shared, step.stage, line, &inputs)
+        let facts = MissFacts {
+            new_text: &created_by,
+            files: new_files.as_ref().map(|f| (f, f)),
+            parent: parent_phrase,
+            from: from_phrase,
+            ..MissFacts::default()
+        };
+        Some(shared.miss_reason(step.stage, place, &inputs, facts))
     };
-    if let Some(layer) = &record.layer {
+    let layer = record.as_ref().and_then(|r| r.layer.clone());
+    if let Some(layer) = &layer {
         let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::Unsupported {
             line,
             message: format!("cache record names a bad digest: {e}"),
@@ -1278,14 +1708,18 @@ fn run_instruction_inner(
         });
     }
     state.config.history.push(History {
-        created: Some(record.created.clone()),
-        created_by: Some(created_by),
+        created: Some(
+            record
+                .as_ref()
+                .map_or_else(|| created_now(shared.request), |r| r.created.clone()),
+        ),
+        created_by: Some(created_by.clone()),
         comment: Some("buildkit.dockerfile.v0".to_owned()),
-        empty_layer: record.layer.is_none(),
+        empty_layer: layer.is_none(),
     });
     state.key = key.clone();
-    if let Ok(mut steps) = shared.steps.lock() {
-        steps.push(BuildStep {
+    shared.record_step(StepOutcome {
+        step: BuildStep {
             stage: step.stage,
             line,
             instruction: instruction.keyword.as_str().to_owned(),
@@ -1293,21 +1727,15 @@ fn run_instruction_inner(
             cached,
             duration_ms: millis(step.started),
             miss_reason,
-        });
-    }
+            step: place.step,
+            sub: place.sub,
+            end_line: place.end_line,
+            text: step.written.clone(),
+        },
+        layer,
+        key_known,
+    });
     Ok(cached)
-}
-
-fn miss_reason(shared: &Shared<'_>, stage: usize, line: usize, new: &KeyInputs) -> Option<String> {
-    let Some(old_key) = shared.previous.get(&(stage, line)) else {
-        return Some("not built before".to_owned());
-    };
-    if shared.request.no_cache {
-        return Some("--no-cache".to_owned());
-    }
-    let bytes = shared.store.get_record(&record_name(old_key)).ok()??;
-    let old: StepRecord = serde_json::from_slice(&bytes).ok()?;
-    diff_inputs(&old.inputs, new).or_else(|| Some("cache entry missing".to_owned()))
 }
 
 fn is_tar_name(path: &str) -> bool {
@@ -1316,12 +1744,23 @@ fn is_tar_name(path: &str) -> bool {
         .any(|ext| path.ends_with(ext))
 }
 
+/// What a `COPY --from` reads.
+struct FromSource {
+    /// The source stage's result key, or `image:<digest>`.
+    key: String,
+    layers: Vec<Descriptor>,
+    /// "stage `build`" or "image `x`", for miss reasons.
+    what: String,
+    changed_step: Option<usize>,
+    unknown_since: Option<usize>,
+}
+
 /// The result key and layers a `COPY --from` reads.
 fn copy_from_source(
     shared: &Shared<'_>,
     from: &str,
     line: usize,
-) -> Result<(String, Vec<Descriptor>), BuildError> {
+) -> Result<FromSource, BuildError> {
     let graph = shared.graph;
     let stage = graph
         .stage_by_name(from)
@@ -1330,7 +1769,13 @@ fn copy_from_source(
         let result = shared.stage_result(stage.index).ok_or_else(|| {
             BuildError::Graph(format!("stage {from} was not built before line {line}"))
         })?;
-        return Ok((result.key.clone(), result.descriptors()));
+        return Ok(FromSource {
+            key: result.key.clone(),
+            layers: result.descriptors(),
+            what: format!("stage `{}`", stage.display_name()),
+            changed_step: result.changed_step,
+            unknown_since: result.unknown_since,
+        });
     }
     let image = shared
         .store
@@ -1340,7 +1785,13 @@ fn copy_from_source(
             help: format!("`COPY --from={from}` at line {line} names neither a stage nor an image in the store; import it with `kiln load`"),
             source: Box::new(source),
         })?;
-    Ok((format!("image:{}", image.digest), image.layers.clone()))
+    Ok(FromSource {
+        key: format!("image:{}", image.digest),
+        layers: image.layers.clone(),
+        what: format!("image `{from}`"),
+        changed_step: None,
+        unknown_since: None,
+    })
 }
 
 /// The COPY flags that change which sources are selected.
@@ -1484,8 +1935,8 @@ fn plan_mount(
                     Ok((BindFrom::Context, hash.digest))
                 }
                 Some(from) => {
-                    let (key, layers) = copy_from_source(shared, from, line)?;
-                    Ok((BindFrom::Layers(layers), key))
+                    let source = copy_from_source(shared, from, line)?;
+                    Ok((BindFrom::Layers(source.layers), source.key))
                 }
             }
         };
@@ -1649,7 +2100,7 @@ fn run_layer_job(
             if missing.is_empty() {
                 return Ok(None);
             }
-            let record = write_layer(shared, line, LayerOptions::default(), |w| {
+            let record = write_layer(shared, line, LayerOptions::default(), None, |w| {
                 let meta = dir_meta(0, 0);
                 for d in &missing {
                     w.append_dir(d, &meta)?;
@@ -1737,7 +2188,7 @@ fn run_layer_job(
             if let Some(first) = plan.entries().first() {
                 parents.retain(|p| *p != first.dest);
             }
-            let record = write_layer(shared, line, options, |w| {
+            let record = write_layer(shared, line, options, Some(paths), |w| {
                 // Parents created for the destination stay 0755 whatever
                 // --chmod says; the copied entries get it.
                 let meta = dir_meta(owner.0, owner.1);
@@ -1987,7 +2438,7 @@ fn run_step(
         source_date_epoch: shared.request.source_date_epoch,
         ..LayerOptions::default()
     };
-    let record = write_layer(shared, line, options, |w| {
+    let mut record = write_layer(shared, line, options, None, |w| {
         let mut links = BTreeMap::new();
         for (_, change) in &entries {
             match change.kind {
@@ -2000,7 +2451,60 @@ fn run_step(
         }
         Ok(())
     })?;
+    let (added, modified, deleted) = count_run_changes(shared, state, line, &upper, &changes)?;
+    record.added = added;
+    record.modified = modified;
+    record.deleted = deleted;
     Ok(Some(record))
+}
+
+/// Added, modified and deleted non-directory paths of a RUN: the overlay
+/// says which entries are new; deletions count what they hide in the
+/// layers below, which are read only when the RUN deleted something.
+fn count_run_changes(
+    shared: &Shared<'_>,
+    state: &mut StageState,
+    line: usize,
+    upper: &std::path::Path,
+    changes: &[sandbox::Change],
+) -> Result<(u64, u64, u64), BuildError> {
+    let (mut added, mut modified, mut deleted) = (0, 0, 0);
+    let removes = changes
+        .iter()
+        .any(|c| matches!(c.kind, RunChange::Whiteout | RunChange::Opaque));
+    let below = if removes {
+        Some(path_set(shared, state, line)?)
+    } else {
+        None
+    };
+    for change in changes {
+        match change.kind {
+            RunChange::Added | RunChange::Modified => {
+                let is_dir =
+                    fs::symlink_metadata(upper.join(&change.path)).is_ok_and(|m| m.is_dir());
+                if is_dir {
+                    continue;
+                }
+                if change.kind == RunChange::Added {
+                    added += 1;
+                } else {
+                    modified += 1;
+                }
+            }
+            RunChange::Whiteout => {
+                if let Some(below) = below {
+                    deleted += u64::from(below.get(&change.path) == Some(PathKind::Other))
+                        + below.files_below(&change.path);
+                }
+            }
+            RunChange::Opaque => {
+                if let Some(below) = below {
+                    deleted += below.files_below(&change.path);
+                }
+            }
+        }
+    }
+    Ok((added, modified, deleted))
 }
 
 /// Appends one entry of a RUN's upper directory with its own metadata.
@@ -2146,7 +2650,7 @@ fn copy_files(
     let (uid, gid) = options.owner.unwrap_or((0, 0));
     // The layer writer clamps to SOURCE_DATE_EPOCH.
     let mtime = mtime.or(options.source_date_epoch).unwrap_or(0);
-    let record = write_layer(shared, line, options, |w| {
+    let record = write_layer(shared, line, options, Some(paths), |w| {
         // Created parent directories stay 0755 whatever --chmod says.
         for d in &dirs {
             w.append_parent_dir(d, &dir_meta(uid, gid))?;
@@ -2315,7 +2819,7 @@ fn add_tar(
         .chain(by_path.into_values())
         .collect();
     all.sort_by(|a, b| path_order(&a.path, &b.path));
-    let record = write_layer(shared, line, options, |w| {
+    let record = write_layer(shared, line, options, Some(paths), |w| {
         for m in &all {
             match &m.kind {
                 TarKind::Dir => w.append_dir(&m.path, &m.meta)?,
@@ -2502,10 +3006,14 @@ fn resolve_chown(
     Ok((uid, gid))
 }
 
+/// Writes a layer into the store. With `below` (the paths of the layers
+/// under it), its non-directory entries are counted as added or modified
+/// and its whiteouts as deletions of what they hide.
 fn write_layer(
     shared: &Shared<'_>,
     line: usize,
     options: LayerOptions,
+    below: Option<&PathSet>,
     fill: impl FnOnce(&mut LayerWriter<crate::image::BlobSink>) -> Result<(), LayerError>,
 ) -> Result<LayerRecord, BuildError> {
     let sink = shared.store.blob_sink()?;
@@ -2523,7 +3031,38 @@ fn write_layer(
         message: format!("layer writer produced a bad digest: {e}"),
     })?;
     let blob = shared.store.commit_sink(sink, &digest)?;
-    Ok(layer_record(&info, blob.size))
+    let mut record = layer_record(&info, blob.size);
+    if let Some(below) = below {
+        let (added, modified, deleted) = count_changes(&info.summary.changes, below);
+        record.added = added;
+        record.modified = modified;
+        record.deleted = deleted;
+    }
+    Ok(record)
+}
+
+/// Added, modified and deleted non-directory paths of a layer's entries
+/// against the paths below it (as `explain` counts them when it reads the
+/// layers back: a whiteout deletes the path and everything under it).
+fn count_changes(changes: &[super::layer::Change], below: &PathSet) -> (u64, u64, u64) {
+    use super::layer::ChangeKind as K;
+    let (mut added, mut modified, mut deleted) = (0, 0, 0);
+    for change in changes {
+        match change.kind {
+            K::Dir => {}
+            K::File | K::Symlink | K::Hardlink => match below.get(&change.path) {
+                Some(PathKind::Other) => modified += 1,
+                // Replacing a directory by a file still shows as one file.
+                Some(PathKind::Dir) | None => added += 1,
+            },
+            K::Deleted => {
+                deleted += u64::from(below.get(&change.path) == Some(PathKind::Other))
+                    + below.files_below(&change.path);
+            }
+            K::OpaqueDir => deleted += below.files_below(&change.path),
+        }
+    }
+    (added, modified, deleted)
 }
 
 fn layer_record(info: &LayerInfo, size: u64) -> LayerRecord {
@@ -2537,5 +3076,9 @@ fn layer_record(info: &LayerInfo, size: u64) -> LayerRecord {
         dirs: info.summary.dirs,
         symlinks: info.summary.symlinks,
         file_bytes: info.summary.file_bytes,
+        // Without the paths below, every entry counts as new.
+        added: info.summary.files + info.summary.symlinks + info.summary.hardlinks,
+        modified: 0,
+        deleted: info.summary.deleted,
     }
 }

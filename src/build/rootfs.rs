@@ -113,6 +113,17 @@ impl PathSet {
         self.paths.insert(path.to_owned(), kind);
     }
 
+    /// How many non-directory paths lie under the directory `dir`.
+    #[must_use]
+    pub fn files_below(&self, dir: &str) -> u64 {
+        let prefix = format!("{}/", dir.trim_matches('/'));
+        self.paths
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter(|(_, k)| **k == PathKind::Other)
+            .count() as u64
+    }
+
     /// What `path` (relative or absolute) is, if it exists.
     pub fn get(&self, path: &str) -> Option<PathKind> {
         let path = path.trim_matches('/');

@@ -1,26 +1,52 @@
 //! `kiln explain`: the step ↔ layer table, per-layer file changes, waste, and the CI gate.
 //!
-//! Renders an [`Explanation`] as a human table (colour only on a terminal), as JSON, or one
-//! layer as a dive-style tree; `--fail-under` / `--max-wasted` turn it into a CI check.
+//! Two sources: the latest build of a Dockerfile and context (its build record: every step
+//! with its source lines, layer and cache outcome; `--plan` plans it against the cache
+//! instead), or `--image NAME`, any image of the store. Renders an [`Explanation`] as a
+//! human table (colour only on a terminal), as JSON, or one layer as a dive-style tree;
+//! `--fail-under` / `--max-wasted` turn it into a CI check.
 //! Exit codes: 0 ok, 1 a CI threshold failed or the image could not be read, 2 usage.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use crate::build::executor::{latest_build_record_name, plan, BuildRequest};
 use crate::explain::{
-    explain_image, ChangeKind, ExplainError, Explanation, LayerReport, NoBuildRecords, Row,
-    TreeNode, Waste,
+    explain_build, explain_image, explain_plan, BuildExplanation, BuildRecords, ChangeKind,
+    ExplainError, Explanation, LayerReport, Row, TreeNode, Waste,
 };
 use crate::image::{error_chain, Store};
+use crate::syntax::{self, SourceFile};
 
 use super::images::{human_size, StoreArgs};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    /// The build context of the build to explain [default: .].
+    #[arg(conflicts_with = "image")]
+    pub context: Option<PathBuf>,
+    /// The Dockerfile of that build (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", conflicts_with = "image")]
+    pub file: Option<String>,
+    /// The stage that build targeted.
+    #[arg(long, conflicts_with = "image")]
+    pub target: Option<String>,
+    /// Build arguments, for --plan: NAME=VALUE, or NAME to take it from the environment.
+    #[arg(
+        long = "build-arg",
+        value_name = "NAME[=VALUE]",
+        conflicts_with = "image"
+    )]
+    pub build_args: Vec<String>,
+    /// Plan the build against the cache without building: which steps would hit, and why
+    /// the others would rebuild.
+    #[arg(long, conflicts_with = "image")]
+    pub plan: bool,
     /// Image in the store to explain (name[:tag], name@digest, or id).
     #[arg(long, value_name = "NAME")]
     pub image: Option<String>,
@@ -59,30 +85,40 @@ pub enum ColorChoice {
 
 /// Runs `kiln explain`.
 pub fn run(store_args: &StoreArgs, args: &ExplainArgs) -> ExitCode {
-    let Some(name) = args.image.as_deref() else {
-        eprintln!(
-            "kiln: error: explaining a Dockerfile build needs build records, which kiln does not \
-             write yet\n  help: explain an image of the store with `kiln explain --image NAME`"
-        );
-        return ExitCode::from(2);
-    };
     let Some(root) = store_args.root() else {
         eprintln!("kiln: error: no store location: pass --root DIR or set KILN_ROOT");
         return ExitCode::from(2);
     };
-    match explain_at(&root, name, args) {
+    let outcome = match args.image.as_deref() {
+        Some(name) => explain_at(&root, name, args),
+        None => explain_dockerfile(&root, args),
+    };
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("kiln: error: {}", error_chain(&err));
+            if let ExplainError::NoBuild { help, .. } = &err {
+                eprintln!("  help: {help}");
+            }
             let usage = matches!(
                 &err,
                 ExplainError::Resolve { source, .. } if source.is_usage()
             ) || matches!(
                 err,
-                ExplainError::NoSuchLayer { .. } | ExplainError::AmbiguousLayer { .. }
+                ExplainError::NoSuchLayer { .. }
+                    | ExplainError::AmbiguousLayer { .. }
+                    | ExplainError::NoBuild { .. }
             );
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+fn colour_on(args: &ExplainArgs) -> bool {
+    match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal(),
     }
 }
 
@@ -91,12 +127,8 @@ fn explain_at(root: &Path, name: &str, args: &ExplainArgs) -> Result<ExitCode, E
         name: name.to_owned(),
         source,
     })?;
-    let explanation = explain_image(&store, name, &NoBuildRecords)?;
-    let colour = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stdout().is_terminal(),
-    };
+    let explanation = explain_image(&store, name, &BuildRecords)?;
+    let colour = colour_on(args);
     let output = match (&args.layer, args.format) {
         (Some(query), format) => {
             let layer = explanation.find_layer(query)?;
@@ -110,15 +142,127 @@ fn explain_at(root: &Path, name: &str, args: &ExplainArgs) -> Result<ExitCode, E
         (None, Format::Human) => render(&explanation, args.top, colour),
     };
     print!("{output}");
-    let failures = ci_failures(&explanation, args.fail_under, args.max_wasted);
+    Ok(gate(&explanation, args))
+}
+
+/// Prints the CI failures and returns the exit code they make.
+fn gate(explanation: &Explanation, args: &ExplainArgs) -> ExitCode {
+    let failures = ci_failures(explanation, args.fail_under, args.max_wasted);
     for line in &failures {
         eprintln!("kiln: {line}");
     }
-    Ok(if failures.is_empty() {
+    if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn build_args(args: &ExplainArgs) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for arg in &args.build_args {
+        match arg.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            None => {
+                if let Ok(v) = std::env::var(arg) {
+                    out.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `kiln explain [-f Dockerfile] [CONTEXT]`: the latest build's record, or `--plan`.
+fn explain_dockerfile(root: &Path, args: &ExplainArgs) -> Result<ExitCode, ExplainError> {
+    let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| context.join("Dockerfile").display().to_string());
+    let store = Store::open(root).map_err(|source| ExplainError::Resolve {
+        name: file.clone(),
+        source,
+    })?;
+    let colour = colour_on(args);
+    let wanted_args = build_args(args);
+    let explanation = if args.plan {
+        match plan_build(&store, &file, &context, args, &wanted_args) {
+            Ok(explanation) => explanation,
+            Err(message) => {
+                eprintln!("kiln: error: {message}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    } else {
+        let name = latest_build_record_name(&file, &context, args.target.as_deref());
+        let explanation = explain_build(&store, &name, &file)?;
+        if !args.build_args.is_empty() && wanted_args != explanation.build_args {
+            eprintln!(
+                "kiln: note: the last build used other --build-arg values; \
+                 `kiln explain --plan` shows what these would rebuild"
+            );
+        }
+        explanation
+    };
+    if let Some(query) = &args.layer {
+        let Some(image) = &explanation.image else {
+            eprintln!("kiln: error: --layer needs a built image; this build has none in the store");
+            return Ok(ExitCode::from(2));
+        };
+        let layer = image.find_layer(query)?;
+        print!(
+            "{}",
+            if args.format == Format::Json {
+                json_text(&layer_json(image, layer))
+            } else {
+                render_layer(image, layer, colour)
+            }
+        );
+        return Ok(gate(image, args));
+    }
+    let output = match args.format {
+        Format::Json => json_text(&build_json(&explanation, args.top)),
+        Format::Human => render_build(&explanation, args.top, colour),
+    };
+    print!("{output}");
+    Ok(match &explanation.image {
+        Some(image) => gate(image, args),
+        None => ExitCode::SUCCESS,
     })
+}
+
+/// Plans the build of `file` against the store's cache.
+fn plan_build(
+    store: &Store,
+    file: &str,
+    context: &Path,
+    args: &ExplainArgs,
+    build_args: &BTreeMap<String, String>,
+) -> Result<BuildExplanation, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("failed to read Dockerfile {file}: {e}"))?;
+    let parsed = syntax::parse(&SourceFile::new(file.to_owned(), text.clone()));
+    if let Some(err) = parsed.errors.first() {
+        return Err(format!(
+            "failed to parse {file}: {err} (run `kiln parse {file}` for details)"
+        ));
+    }
+    let mut request = BuildRequest::new(file, context);
+    request.build_args.clone_from(build_args);
+    request.target.clone_from(&args.target);
+    request.source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let planned = plan(store, &parsed.dockerfile, &text, &request)
+        .map_err(|e| format!("failed to plan the build: {}", error_chain(&e)))?;
+    let context = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_owned());
+    let absolute =
+        std::fs::canonicalize(file).map_or_else(|_| file.to_owned(), |p| p.display().to_string());
+    let shown = crate::explain::record::display_file(&absolute, &context.display().to_string());
+    Ok(explain_plan(store, &planned, &shown, &text, build_args))
 }
 
 /// The CI thresholds that failed, as sentences.
@@ -258,9 +402,319 @@ fn table(rows: &[Vec<String>], header_colour: bool) -> String {
 
 fn step_of_layer(explanation: &Explanation, index: usize) -> String {
     match explanation.row_of_layer(index) {
-        Some((row, _)) => format!("step {} (layer {})", row + 1, index + 1),
+        Some((i, row)) => format!("step {} (layer {})", row.number.unwrap_or(i + 1), index + 1),
         None => format!("layer {}", index + 1),
     }
+}
+
+fn span_text(row: &Row) -> String {
+    row.span.as_ref().map_or_else(String::new, |s| {
+        if s.start_line == s.end_line {
+            format!("{}:{}", s.file, s.start_line)
+        } else {
+            format!("{}:{}-{}", s.file, s.start_line, s.end_line)
+        }
+    })
+}
+
+/// The CACHE cell: CACHED, the miss reason, or for a plan what would happen.
+fn cache_text(row: &Row, planned: bool) -> String {
+    match (planned, row.cached, &row.miss_reason) {
+        (false, Some(true), _) => "CACHED".to_owned(),
+        (false, Some(false), Some(reason)) => reason.clone(),
+        (false, Some(false), None) => "rebuilt".to_owned(),
+        (true, Some(true), _) => "would hit cache".to_owned(),
+        (true, Some(false), Some(reason)) => format!("would rebuild: {reason}"),
+        (true, Some(false), None) => "would rebuild".to_owned(),
+        (_, None, _) => String::new(),
+    }
+}
+
+/// What a row shows of its layer.
+struct LayerView {
+    label: String,
+    /// Stored and unpacked sizes, and added / modified / deleted counts.
+    numbers: Option<(u64, u64, [u64; 3])>,
+}
+
+impl LayerView {
+    fn cells(&self) -> Vec<String> {
+        let mut cells = vec![self.label.clone()];
+        match self.numbers {
+            Some((size, unpacked, counts)) => {
+                cells.push(human_size(size));
+                cells.push(human_size(unpacked));
+                cells.extend(counts.iter().map(ToString::to_string));
+            }
+            None => cells.extend(["-", "-", "-", "-", "-"].map(str::to_owned)),
+        }
+        cells
+    }
+}
+
+fn short_hex(digest: &str) -> String {
+    digest
+        .strip_prefix("sha256:")
+        .unwrap_or(digest)
+        .chars()
+        .take(12)
+        .collect()
+}
+
+/// The layer of a row: recorded at build time (layer number when it is in the image, `-`
+/// when it belongs to a stage the image does not contain), read from the image, a FROM's
+/// base image layers, or none.
+fn layer_view(image: Option<&Explanation>, row: &Row, planned: bool) -> LayerView {
+    let in_image = |i: usize| image.and_then(|e| e.layers.get(i));
+    if let Some(recorded) = &row.recorded {
+        let counts = [recorded.added, recorded.modified, recorded.deleted];
+        // Records written before counts existed say 0/0/0: the image's scan knows better.
+        let counts = match row.layer.and_then(in_image) {
+            Some(layer) if counts == [0, 0, 0] => [
+                layer.summary.added,
+                layer.summary.modified,
+                layer.summary.deleted,
+            ],
+            _ => counts,
+        };
+        let number = row
+            .layer
+            .map_or_else(|| "-".to_owned(), |i| (i + 1).to_string());
+        return LayerView {
+            label: format!("{number} {}", short_hex(&recorded.diff_id)),
+            numbers: Some((recorded.size, recorded.uncompressed_size, counts)),
+        };
+    }
+    if let Some(layer) = row.layer.and_then(in_image) {
+        let digest = layer.diff_id.as_ref().unwrap_or(&layer.digest);
+        return LayerView {
+            label: format!("{} {}", layer.index + 1, digest.short()),
+            numbers: Some((
+                layer.size,
+                layer.uncompressed_size,
+                [
+                    layer.summary.added,
+                    layer.summary.modified,
+                    layer.summary.deleted,
+                ],
+            )),
+        };
+    }
+    let base: Vec<&LayerReport> = row
+        .base_layers
+        .iter()
+        .filter_map(|&i| in_image(i))
+        .collect();
+    if let (Some(first), Some(last)) = (base.first(), base.last()) {
+        let range = if first.index == last.index {
+            format!("layer {}", first.index + 1)
+        } else {
+            format!("layers {}-{}", first.index + 1, last.index + 1)
+        };
+        let mut counts = [0; 3];
+        for l in &base {
+            counts[0] += l.summary.added;
+            counts[1] += l.summary.modified;
+            counts[2] += l.summary.deleted;
+        }
+        return LayerView {
+            label: format!("base image, {range}"),
+            numbers: Some((
+                base.iter().map(|l| l.size).sum(),
+                base.iter().map(|l| l.uncompressed_size).sum(),
+                counts,
+            )),
+        };
+    }
+    let keyword = row
+        .instruction
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let label = if keyword == "FROM" {
+        "no layer (base)"
+    } else if planned
+        && row.cached == Some(false)
+        && matches!(keyword.as_str(), "COPY" | "ADD" | "RUN" | "WORKDIR")
+    {
+        "layer to build"
+    } else {
+        "no layer (metadata)"
+    };
+    LayerView {
+        label: label.to_owned(),
+        numbers: None,
+    }
+}
+
+/// The excerpt of a step's source: its lines with their numbers, at most `MAX_EXCERPT`.
+fn excerpt(source: &str, row: &Row, colour: bool) -> String {
+    const MAX_EXCERPT: usize = 4;
+    let Some(span) = &row.span else {
+        return String::new();
+    };
+    let start = span.start_line as usize;
+    let end = (span.end_line as usize).max(start);
+    let lines: Vec<&str> = source
+        .lines()
+        .skip(start.saturating_sub(1))
+        .take(end + 1 - start)
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let width = source.lines().count().max(end).to_string().len();
+    let mut out = String::new();
+    for (i, line) in lines.iter().take(MAX_EXCERPT).enumerate() {
+        let number = format!("{:>width$} │", start + i);
+        out.push_str(&format!(
+            "      {} {}\n",
+            paint(&number, Paint::Dim, colour),
+            line.trim_end()
+        ));
+    }
+    if lines.len() > MAX_EXCERPT {
+        let more = format!("… {} more lines", lines.len() - MAX_EXCERPT);
+        out.push_str(&format!("      {}\n", paint(&more, Paint::Dim, colour)));
+    }
+    out
+}
+
+/// `kiln explain [CONTEXT]`: the build's header, then per stage a row per step with its
+/// source excerpt, then the top wasted paths.
+pub fn render_build(explanation: &BuildExplanation, top: usize, colour: bool) -> String {
+    let mut out = String::new();
+    let rows = &explanation.rows;
+    let steps: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.instruction.to_ascii_uppercase().starts_with("FROM "))
+        .collect();
+    let cached = steps.iter().filter(|r| r.cached == Some(true)).count();
+    out.push_str(&format!("dockerfile  {}\n", explanation.file));
+    if explanation.planned {
+        let unknown = rows.iter().filter(|r| !r.key_known).count();
+        let mut line = format!(
+            "plan        {} of {} steps would hit the cache, {} would rebuild",
+            cached,
+            steps.len(),
+            steps.len() - cached
+        );
+        if unknown > 0 {
+            line.push_str(&format!(
+                " ({unknown} with a key known only once an earlier step runs)"
+            ));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    } else {
+        match &explanation.image {
+            Some(image) => {
+                out.push_str(&format!("image       {}\n", image.digest));
+                if !image.names.is_empty() {
+                    out.push_str(&format!("names       {}\n", image.names.join(", ")));
+                }
+                out.push_str(&format!(
+                    "size        {} in {} layers ({} stored), final filesystem {}\n",
+                    human_size(image.uncompressed_size),
+                    image.layers.len(),
+                    human_size(image.compressed_size),
+                    human_size(image.final_size),
+                ));
+                out.push_str(&format!(
+                    "wasted      {}, efficiency {}\n",
+                    human_size(image.wasted_bytes),
+                    paint(
+                        &percent(image.efficiency),
+                        score_paint(image.efficiency),
+                        colour
+                    )
+                ));
+            }
+            None => out.push_str(&format!(
+                "image       {} (no longer in the store)\n",
+                explanation.image_digest.as_deref().unwrap_or("unknown")
+            )),
+        }
+        out.push_str(&format!(
+            "cache       {} of {} steps cached, {} rebuilt\n",
+            cached,
+            steps.len(),
+            steps.len() - cached
+        ));
+    }
+    if !explanation.build_args.is_empty() {
+        let args: Vec<String> = explanation
+            .build_args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!("build args  {}\n", args.join(" ")));
+    }
+
+    let mut cells: Vec<Vec<String>> = vec![[
+        "STEP", "SOURCE", "LAYER", "STORED", "UNPACKED", "ADDED", "MOD", "DEL", "CACHE",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for row in rows {
+        let mut line = vec![
+            row.number.map_or_else(String::new, |n| n.to_string()),
+            span_text(row),
+        ];
+        line.extend(layer_view(explanation.image.as_ref(), row, explanation.planned).cells());
+        line.push(cache_text(row, explanation.planned));
+        cells.push(line);
+    }
+    let widths: Vec<usize> = (0..cells[0].len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let format_row = |r: &[String]| -> String {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[c].saturating_sub(cell.chars().count()) + 2));
+            }
+        }
+        line.trim_end().to_owned()
+    };
+    out.push('\n');
+    out.push_str(&paint(&format_row(&cells[0]), Paint::Bold, colour));
+    out.push('\n');
+    let mut stage: Option<usize> = None;
+    for (row, line) in rows.iter().zip(&cells[1..]) {
+        let this = row.stage.as_ref().map(|s| s.index);
+        if this != stage {
+            stage = this;
+            if let Some(s) = &row.stage {
+                let title = match &s.name {
+                    Some(name) => format!("── stage {} `{name}`", s.index),
+                    None => format!("── stage {}", s.index),
+                };
+                out.push_str(&paint(&title, Paint::Bold, colour));
+                out.push('\n');
+            }
+        }
+        let text = format_row(line);
+        let text = match (row.cached, explanation.planned) {
+            (Some(false), _) => paint(&text, Paint::Yellow, colour),
+            _ => text,
+        };
+        out.push_str(&text);
+        out.push('\n');
+        out.push_str(&excerpt(&explanation.source, row, colour));
+    }
+    if let Some(image) = &explanation.image {
+        out.push_str(&render_waste(image, top, colour));
+    }
+    out
 }
 
 /// The whole report: header, one row per step, the top `top` wasted paths.
@@ -306,40 +760,25 @@ pub fn render(explanation: &Explanation, top: usize, colour: bool) -> String {
     header.push("INSTRUCTION");
     let mut rows = vec![header.into_iter().map(str::to_owned).collect::<Vec<_>>()];
     for (i, row) in explanation.rows.iter().enumerate() {
-        let mut cells = vec![(i + 1).to_string()];
+        let mut cells = vec![row.number.unwrap_or(i + 1).to_string()];
         if with_source {
-            cells.push(row.span.as_ref().map_or_else(String::new, |s| {
-                format!("{}:{}-{}", s.file, s.start_line, s.end_line)
-            }));
+            cells.push(span_text(row));
         }
-        match row.layer.and_then(|l| explanation.layers.get(l)) {
-            Some(layer) => {
-                let digest = layer.diff_id.as_ref().unwrap_or(&layer.digest);
-                cells.push(format!("{} {}", layer.index + 1, digest.short()));
-                cells.push(human_size(layer.size));
-                cells.push(human_size(layer.uncompressed_size));
-                cells.push(layer.summary.added.to_string());
-                cells.push(layer.summary.modified.to_string());
-                cells.push(layer.summary.deleted.to_string());
-            }
-            None => {
-                cells.push("no layer (metadata)".to_owned());
-                cells.extend(["-", "-", "-", "-", "-"].map(str::to_owned));
-            }
-        }
+        cells.extend(layer_view(Some(explanation), row, false).cells());
         if with_cache {
-            cells.push(match (row.cached, &row.miss_reason) {
-                (Some(true), _) => "CACHED".to_owned(),
-                (Some(false), Some(reason)) => reason.clone(),
-                (Some(false), None) => "rebuilt".to_owned(),
-                (None, _) => String::new(),
-            });
+            cells.push(cache_text(row, false));
         }
         cells.push(instruction_text(row, 72));
         rows.push(cells);
     }
     out.push_str(&table(&rows, colour));
+    out.push_str(&render_waste(explanation, top, colour));
+    out
+}
 
+/// The top `top` wasted paths, with the steps that wrote and removed them.
+fn render_waste(explanation: &Explanation, top: usize, colour: bool) -> String {
+    let mut out = String::new();
     if !explanation.waste.is_empty() && top > 0 {
         out.push_str(&format!(
             "\n{}\n",
@@ -455,7 +894,11 @@ fn layer_value(layer: &LayerReport) -> Value {
 }
 
 fn waste_value(explanation: &Explanation, waste: &Waste) -> Value {
-    let step = |layer: usize| explanation.row_of_layer(layer).map(|(i, _)| i + 1);
+    let step = |layer: usize| {
+        explanation
+            .row_of_layer(layer)
+            .map(|(i, row)| row.number.unwrap_or(i + 1))
+    };
     json!({
         "path": format!("/{}", waste.path),
         "size": waste.size,
@@ -465,52 +908,123 @@ fn waste_value(explanation: &Explanation, waste: &Waste) -> Value {
     })
 }
 
-/// The `--format json` document (documented in the README).
-pub fn to_json(explanation: &Explanation, top: usize) -> Value {
-    let steps: Vec<Value> = explanation
-        .rows
-        .iter()
-        .map(|row| {
-            let layer = row.layer.and_then(|l| explanation.layers.get(l));
-            let summary = layer.map(|l| l.summary).unwrap_or_default();
-            json!({
-                "stage": row.stage,
-                "instruction": row.instruction,
-                "file": row.span.as_ref().map(|s| &s.file),
-                "start_line": row.span.as_ref().map(|s| s.start_line),
-                "end_line": row.span.as_ref().map(|s| s.end_line),
-                "layer": layer.map(layer_value),
-                "cached": row.cached,
-                "miss_reason": row.miss_reason,
-                "created": row.created,
-                "changes": {
-                    "added": summary.added,
-                    "modified": summary.modified,
-                    "deleted": summary.deleted,
-                    "added_bytes": summary.added_bytes,
-                    "deleted_bytes": summary.deleted_bytes,
-                },
-            })
-        })
-        .collect();
-    json!({
-        "image": {
-            "digest": explanation.digest,
-            "names": explanation.names,
-            "size": explanation.uncompressed_size,
-            "compressed_size": explanation.compressed_size,
-            "final_size": explanation.final_size,
-            "layers": explanation.layers.len(),
-            "wasted_bytes": explanation.wasted_bytes,
-            "efficiency": explanation.efficiency,
-        },
-        "steps": steps,
-        "wasted": explanation
-            .waste
+/// One step of the JSON documents.
+fn step_json(image: Option<&Explanation>, row: &Row) -> Value {
+    let image_layer = row.layer.and_then(|l| image.and_then(|e| e.layers.get(l)));
+    let mut summary = image_layer.map(|l| l.summary).unwrap_or_default();
+    if image_layer.is_none() {
+        // A FROM row: its base image's layers.
+        for layer in row
+            .base_layers
             .iter()
-            .take(top)
-            .map(|w| waste_value(explanation, w))
+            .filter_map(|&i| image.and_then(|e| e.layers.get(i)))
+        {
+            summary.added += layer.summary.added;
+            summary.modified += layer.summary.modified;
+            summary.deleted += layer.summary.deleted;
+            summary.added_bytes += layer.summary.added_bytes;
+            summary.deleted_bytes += layer.summary.deleted_bytes;
+        }
+    }
+    let (layer, changes) = match &row.recorded {
+        Some(recorded) => {
+            let mut counts = [recorded.added, recorded.modified, recorded.deleted];
+            if counts == [0, 0, 0] && image_layer.is_some() {
+                counts = [summary.added, summary.modified, summary.deleted];
+            }
+            (
+                json!({
+                    "index": row.layer.map(|i| i + 1),
+                    "digest": recorded.digest,
+                    "diff_id": recorded.diff_id,
+                    "size": recorded.size,
+                    "uncompressed_size": recorded.uncompressed_size,
+                }),
+                json!({"added": counts[0], "modified": counts[1], "deleted": counts[2]}),
+            )
+        }
+        None => (
+            image_layer.map_or(Value::Null, layer_value),
+            json!({
+                "added": summary.added,
+                "modified": summary.modified,
+                "deleted": summary.deleted,
+                "added_bytes": summary.added_bytes,
+                "deleted_bytes": summary.deleted_bytes,
+            }),
+        ),
+    };
+    json!({
+        "step": row.number,
+        "stage": row.stage,
+        "instruction": row.instruction,
+        "file": row.span.as_ref().map(|s| &s.file),
+        "start_line": row.span.as_ref().map(|s| s.start_line),
+        "end_line": row.span.as_ref().map(|s| s.end_line),
+        "layer": layer,
+        "base_layers": row.base_layers.iter().map(|i| i + 1).collect::<Vec<_>>(),
+        "cached": row.cached,
+        "miss_reason": row.miss_reason,
+        "created": row.created,
+        "changes": changes,
+    })
+}
+
+fn image_json(explanation: &Explanation) -> Value {
+    json!({
+        "digest": explanation.digest,
+        "names": explanation.names,
+        "size": explanation.uncompressed_size,
+        "compressed_size": explanation.compressed_size,
+        "final_size": explanation.final_size,
+        "layers": explanation.layers.len(),
+        "wasted_bytes": explanation.wasted_bytes,
+        "efficiency": explanation.efficiency,
+    })
+}
+
+fn wasted_json(explanation: &Explanation, top: usize) -> Vec<Value> {
+    explanation
+        .waste
+        .iter()
+        .take(top)
+        .map(|w| waste_value(explanation, w))
+        .collect()
+}
+
+/// The `--image NAME --format json` document (documented in the README).
+pub fn to_json(explanation: &Explanation, top: usize) -> Value {
+    json!({
+        "image": image_json(explanation),
+        "steps": explanation
+            .rows
+            .iter()
+            .map(|row| step_json(Some(explanation), row))
             .collect::<Vec<_>>(),
+        "wasted": wasted_json(explanation, top),
+    })
+}
+
+/// The `kiln explain [CONTEXT] --format json` document (documented in the README).
+pub fn build_json(explanation: &BuildExplanation, top: usize) -> Value {
+    let image = explanation.image.as_ref();
+    json!({
+        "dockerfile": explanation.file,
+        "planned": explanation.planned,
+        "build_args": explanation.build_args,
+        "image": image.map_or(Value::Null, image_json),
+        "steps": explanation
+            .rows
+            .iter()
+            .map(|row| {
+                let mut value = step_json(image, row);
+                if explanation.planned {
+                    value["key_known"] = json!(row.key_known);
+                }
+                value
+            })
+            .collect::<Vec<_>>(),
+        "wasted": image.map(|i| wasted_json(i, top)).unwrap_or_default(),
     })
 }
 
@@ -518,7 +1032,9 @@ pub fn to_json(explanation: &Explanation, top: usize) -> Value {
 pub fn layer_json(explanation: &Explanation, layer: &LayerReport) -> Value {
     json!({
         "layer": layer_value(layer),
-        "step": explanation.row_of_layer(layer.index).map(|(i, _)| i + 1),
+        "step": explanation
+            .row_of_layer(layer.index)
+            .map(|(i, row)| row.number.unwrap_or(i + 1)),
         "summary": layer.summary,
         "changes": layer.changes.iter().map(|c| json!({
             "path": format!("/{}", c.path),

@@ -8,6 +8,11 @@
 //! fill the same table. File changes come from streaming each layer once ([`scan`]); build
 //! records plug in through [`StepSource`] ([`record`]).
 //!
+//! [`explain_build`] explains the latest build of a Dockerfile and context from its record
+//! ([`BuildExplanation`]: every step of every stage built, with the layers of stages that
+//! are not in the final image too); [`explain_plan`] the same for a build planned against
+//! the cache but not run.
+//!
 //! It does not render anything (the CLI does) and never re-runs a build.
 
 pub mod record;
@@ -19,7 +24,9 @@ use serde::Serialize;
 
 use crate::image::{Digest, Image, Store, StoreError};
 
-pub use record::{NoBuildRecords, RecordError, RecordedStep, StepSource};
+pub use record::{
+    BuildRecords, NoBuildRecords, RecordError, RecordedLayer, RecordedStep, StepSource,
+};
 pub use scan::{Change, ChangeKind, ChangeSummary, LayerScan, Stack, Waste};
 
 /// Errors of `explain`.
@@ -49,6 +56,8 @@ pub enum ExplainError {
         #[source]
         source: RecordError,
     },
+    #[error("failed to find a build of {dockerfile}")]
+    NoBuild { dockerfile: String, help: String },
     #[error("failed to find layer {query}: the image has {count} layers")]
     NoSuchLayer { query: String, count: usize },
     #[error("failed to choose layer {query}: it matches layers {matches:?}")]
@@ -73,13 +82,22 @@ pub struct Stage {
 /// One step of the image: an instruction (or history entry) and the layer it made.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
+    /// The step number from a build record (the instruction's position in the Dockerfile).
+    pub number: Option<usize>,
     /// `None` for foreign images (history knows no stages).
     pub stage: Option<Stage>,
     /// The instruction; for foreign images the history's `created_by` as recorded.
     pub instruction: String,
     pub span: Option<Span>,
-    /// Index into [`Explanation::layers`]; `None` when the step made no layer.
+    /// Index into [`Explanation::layers`]; `None` when the step made no layer, or its layer
+    /// is not in the image (a step of another stage).
     pub layer: Option<usize>,
+    /// The layer as the build record describes it (sizes, changes counted at build time).
+    pub recorded: Option<RecordedLayer>,
+    /// A FROM's base image layers, as indices into [`Explanation::layers`].
+    pub base_layers: Vec<usize>,
+    /// Planning: false when the step's cache key cannot be known before an earlier step runs.
+    pub key_known: bool,
     /// `None` when unknown (no build record).
     pub cached: Option<bool>,
     pub miss_reason: Option<String>,
@@ -190,7 +208,7 @@ pub fn explain(
             source,
         })?;
     let rows = match recorded {
-        Some(steps) => rows_from_records(steps, &layers),
+        Some(steps) => rows_from_records(store, steps, &layers),
         None => rows_from_history(image, layers.len()),
     };
     let mut waste = stack.waste().to_vec();
@@ -224,10 +242,14 @@ fn rows_from_history(image: &Image, layer_count: usize) -> Vec<Row> {
             Some(next - 1)
         };
         rows.push(Row {
+            number: None,
             stage: None,
             instruction: entry.created_by().clone().unwrap_or_default(),
             span: None,
             layer,
+            recorded: None,
+            base_layers: Vec::new(),
+            key_known: true,
             cached: None,
             miss_reason: None,
             created: entry.created().clone(),
@@ -236,10 +258,14 @@ fn rows_from_history(image: &Image, layer_count: usize) -> Vec<Row> {
     }
     for index in next..layer_count {
         rows.push(Row {
+            number: None,
             stage: None,
             instruction: String::new(),
             span: None,
             layer: Some(index),
+            recorded: None,
+            base_layers: Vec::new(),
+            key_known: true,
             cached: None,
             miss_reason: None,
             created: None,
@@ -249,25 +275,151 @@ fn rows_from_history(image: &Image, layer_count: usize) -> Vec<Row> {
     rows
 }
 
-/// Rows from build records, matched to layers by diff_id.
-fn rows_from_records(steps: Vec<RecordedStep>, layers: &[LayerReport]) -> Vec<Row> {
-    let by_diff: BTreeMap<&Digest, usize> = layers
+/// Rows from build records, matched to the image's layers by diff_id; a FROM of an image
+/// claims the layers of that base image (when it is still in the store).
+fn rows_from_records(store: &Store, steps: Vec<RecordedStep>, layers: &[LayerReport]) -> Vec<Row> {
+    let by_diff: BTreeMap<String, usize> = layers
         .iter()
-        .filter_map(|l| l.diff_id.as_ref().map(|d| (d, l.index)))
+        .filter_map(|l| l.diff_id.as_ref().map(|d| (d.to_string(), l.index)))
         .collect();
     steps
         .into_iter()
-        .map(|step| Row {
-            layer: step.diff_id.as_ref().and_then(|d| by_diff.get(d).copied()),
-            stage: step.stage,
-            instruction: step.instruction,
-            span: step.span,
-            cached: Some(step.cached),
-            miss_reason: step.miss_reason,
-            created: None,
-            comment: None,
+        .map(|step| {
+            let base_layers = step
+                .base
+                .as_ref()
+                .and_then(|digest| store.resolve(&digest.to_string()).ok())
+                .map(|base| {
+                    base.diff_ids
+                        .iter()
+                        .filter_map(|d| by_diff.get(&d.to_string()).copied())
+                        .collect()
+                })
+                .unwrap_or_default();
+            row_from_step(step, &by_diff, base_layers)
         })
         .collect()
+}
+
+fn row_from_step(
+    step: RecordedStep,
+    by_diff: &BTreeMap<String, usize>,
+    base_layers: Vec<usize>,
+) -> Row {
+    Row {
+        number: Some(step.number),
+        layer: step
+            .layer
+            .as_ref()
+            .and_then(|l| by_diff.get(&l.diff_id).copied()),
+        recorded: step.layer,
+        base_layers,
+        key_known: step.key_known,
+        stage: step.stage,
+        instruction: step.instruction,
+        span: step.span,
+        cached: Some(step.cached),
+        miss_reason: step.miss_reason,
+        created: None,
+        comment: None,
+    }
+}
+
+/// What `kiln explain [-f Dockerfile] [CONTEXT]` reports: the steps of the latest build of a
+/// Dockerfile and context (or of a plan), and the built image when there is one.
+#[derive(Debug, Clone)]
+pub struct BuildExplanation {
+    /// The Dockerfile as rows name it (relative to the context when inside it).
+    pub file: String,
+    /// The Dockerfile text the build read, for source excerpts.
+    pub source: String,
+    /// One row per step of the stages built, in Dockerfile order.
+    pub rows: Vec<Row>,
+    /// The image the build made, with its layers and waste; `None` for a plan, or when
+    /// the image is no longer in the store.
+    pub image: Option<Explanation>,
+    /// The image digest the record names (also when the image is gone).
+    pub image_digest: Option<String>,
+    pub planned: bool,
+    /// The `--build-arg`s of the build.
+    pub build_args: BTreeMap<String, String>,
+}
+
+/// Explains the build recorded under `record_name` (see
+/// [`crate::build::executor::latest_build_record_name`]).
+///
+/// # Errors
+/// No such record ([`ExplainError::NoBuild`]), or an image or layer that cannot be read.
+pub fn explain_build(
+    store: &Store,
+    record_name: &str,
+    dockerfile: &str,
+) -> Result<BuildExplanation, ExplainError> {
+    let records_error = |source| ExplainError::Records {
+        image: dockerfile.to_owned(),
+        source,
+    };
+    let record = record::read_build_record(store, record_name)
+        .map_err(records_error)?
+        .ok_or_else(|| ExplainError::NoBuild {
+            dockerfile: dockerfile.to_owned(),
+            help: "build it first with `kiln build`, or plan it against the cache with \
+                   `kiln explain --plan`"
+                .to_owned(),
+        })?;
+    let steps = record::recorded_steps(store, &record).map_err(|e| records_error(Box::new(e)))?;
+    let image = Digest::parse(&record.image)
+        .ok()
+        .and_then(|d| store.resolve(&d.to_string()).ok());
+    let (rows, image) = match image {
+        Some(image) => {
+            let explanation = explain(store, &image, &GivenSteps(steps))?;
+            (explanation.rows.clone(), Some(explanation))
+        }
+        None => (rows_from_records(store, steps, &[]), None),
+    };
+    Ok(BuildExplanation {
+        file: record::display_file(&record.dockerfile, &record.context),
+        source: record.source.clone(),
+        rows,
+        image,
+        image_digest: Some(record.image.clone()),
+        planned: false,
+        build_args: record.build_args.clone(),
+    })
+}
+
+/// Explains a build planned against the cache: the rows say which steps would hit.
+pub fn explain_plan(
+    store: &Store,
+    plan: &crate::build::executor::Plan,
+    file: &str,
+    source: &str,
+    build_args: &BTreeMap<String, String>,
+) -> BuildExplanation {
+    let steps = record::planned_steps(plan, file);
+    BuildExplanation {
+        file: file.to_owned(),
+        source: source.to_owned(),
+        rows: rows_from_records(store, steps, &[]),
+        image: None,
+        image_digest: None,
+        planned: true,
+        build_args: build_args.clone(),
+    }
+}
+
+/// Steps already read, handed to [`explain`].
+struct GivenSteps(Vec<RecordedStep>);
+
+impl StepSource for GivenSteps {
+    fn steps(
+        &self,
+        _store: &Store,
+        _image: &Image,
+    ) -> Result<Option<Vec<RecordedStep>>, RecordError> {
+        Ok(Some(self.0.clone()))
+    }
 }
 
 impl Explanation {
@@ -306,12 +458,18 @@ impl Explanation {
         }
     }
 
-    /// The row that made layer `index`, if any.
+    /// The row that made layer `index`, if any (a FROM row for base image layers).
     pub fn row_of_layer(&self, index: usize) -> Option<(usize, &Row)> {
         self.rows
             .iter()
             .enumerate()
             .find(|(_, r)| r.layer == Some(index))
+            .or_else(|| {
+                self.rows
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.base_layers.contains(&index))
+            })
     }
 }
 

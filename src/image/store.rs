@@ -351,17 +351,33 @@ impl Store {
     /// index.json or record: every writer fsyncs before renaming, so what is there is
     /// durable).
     pub(crate) fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_replacing(dest, bytes, Durability::Synced)
+    }
+
+    /// Replaces `dest` with `bytes` through a temp file and a rename, so a reader sees the
+    /// old or the new file, never a mix. `Synced` also fsyncs the file and its directory
+    /// (the rename survives a power cut); `Advisory` skips both, for records whose loss
+    /// only loses information (a build's explain record), never consistency.
+    fn write_replacing(&self, dest: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
         if fs::read(dest).is_ok_and(|old| old == bytes) {
             return Ok(());
         }
         let (mut file, temp) = create_temp(&self.tmp_dir(), "meta")?;
         let guard = RemoveOnDrop(Some(temp.clone()));
         file.write_all(bytes)
-            .and_then(|()| file.sync_all())
+            .and_then(|()| match durability {
+                Durability::Synced => file.sync_all(),
+                Durability::Advisory => Ok(()),
+            })
             .map_err(|e| StoreError::io("write", dest, e))?;
         drop(file);
         fault_point("meta-before-rename");
-        rename_durable(&temp, dest)?;
+        match durability {
+            Durability::Synced => rename_durable(&temp, dest)?,
+            Durability::Advisory => {
+                fs::rename(&temp, dest).map_err(|e| StoreError::io("rename into place", dest, e))?
+            }
+        }
         guard.disarm();
         fault_point("meta-after-rename");
         Ok(())
@@ -380,6 +396,22 @@ impl Store {
     /// depending on `blobs`. The blobs must already be in the store (metadata is written
     /// after the data it names); a record whose blobs are later pruned reads as absent.
     pub fn put_record(&self, key: &str, json: &[u8], blobs: &[Digest]) -> Result<()> {
+        self.put_record_with(key, json, blobs, Durability::Synced)
+    }
+
+    /// [`Store::put_record`] without the fsyncs, for records that only inform (a build's
+    /// record for `kiln explain`): still replaced atomically, but a power cut may lose it.
+    pub fn put_advisory_record(&self, key: &str, json: &[u8], blobs: &[Digest]) -> Result<()> {
+        self.put_record_with(key, json, blobs, Durability::Advisory)
+    }
+
+    fn put_record_with(
+        &self,
+        key: &str,
+        json: &[u8],
+        blobs: &[Digest],
+        durability: Durability,
+    ) -> Result<()> {
         let path = self.record_path(key)?;
         for digest in blobs {
             if !self.has_blob(digest) {
@@ -399,7 +431,7 @@ impl Store {
         };
         let bytes = serde_json::to_vec(&envelope)
             .map_err(|e| StoreError::json(format!("cache record {key}"), e))?;
-        self.write_atomic(&path, &bytes)
+        self.write_replacing(&path, &bytes, durability)
     }
 
     /// Reads a cache record. `None` when there is none, or when a blob it depends on is gone.
@@ -413,6 +445,13 @@ impl Store {
         }
         Ok(Some(record.record.get().as_bytes().to_vec()))
     }
+}
+
+/// Whether a metadata write must survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Advisory,
 }
 
 #[derive(Serialize)]
