@@ -655,3 +655,85 @@ fn without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it() {
         "a route without slirp4netns"
     );
 }
+
+#[test]
+fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
+    if skipped("rootless_build_runs_with_cache_secret_and_bind_mounts") {
+        return;
+    }
+    if !have("setpriv") {
+        eprintln!("skipped: rootless_build_runs_with_cache_secret_and_bind_mounts: no setpriv");
+        return;
+    }
+    // The catalogue's FX-user: the same build as uid 65534 (container root = that user).
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("bb/rootfs/bin");
+    fs::create_dir_all(&base).unwrap();
+    fs::copy("/bin/busybox", base.join("busybox")).unwrap();
+    for applet in ["sh", "echo", "cat", "wc", "ls", "true"] {
+        symlink("busybox", base.join(applet)).unwrap();
+    }
+    fs::write(
+        dir.path().join("bb/Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\n",
+    )
+    .unwrap();
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1\n\
+         RUN --mount=type=cache,target=/c echo x >> /c/log && wc -l < /c/log > /n\n\
+         RUN --mount=type=secret,id=s cat /run/secrets/s > /secret-was-readable-$(wc -c < /run/secrets/s)\n\
+         RUN --mount=type=bind,target=/src ls /src > /ls\n",
+    );
+    fs::write(dir.path().join("sec"), "four").unwrap();
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = dir.path().join("store");
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let probe = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["unshare", "-U", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: rootless_build_runs_with_cache_secret_and_bind_mounts: no userns");
+        return;
+    }
+    let out = as_nobody(&[
+        "build",
+        "-q",
+        "-t",
+        "bb:1",
+        dir.path().join("bb").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dest = dir.path().join("out");
+    let secret = format!("id=s,src={}", dir.path().join("sec").display());
+    let output = format!("type=local,dest={}", dest.display());
+    let out = as_nobody(&[
+        "build",
+        "-q",
+        "--secret",
+        &secret,
+        "-o",
+        &output,
+        app.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read(&dest.join("n")).trim(), "1");
+    assert!(dest.join("secret-was-readable-4").exists());
+    assert!(read(&dest.join("ls")).contains("Dockerfile"));
+}

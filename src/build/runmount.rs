@@ -13,7 +13,8 @@
 //! into a file name and never used as a path, catalogue M4), a `<hex>.lock` beside each for
 //! `sharing=locked|private`. Bind and cache `source=` paths are handed to the sandbox as
 //! subpaths that it resolves inside their root with `openat2(RESOLVE_IN_ROOT)` (M1, M3).
-//! Secrets and SSH agents: secrets yes (`kiln build --secret`), `type=ssh` is refused.
+//! Secrets come from `kiln build --secret`; `type=ssh` (agent forwarding) is refused. The
+//! main types are [`MountPlan`] and [`SecretValue`] (whose `Debug` never shows the value).
 
 use std::collections::BTreeMap;
 use std::fmt;
