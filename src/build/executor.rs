@@ -14,6 +14,11 @@
 //! instructions (config + an `empty_layer` history entry) and RUN, whose
 //! execution is [`run_step`]: snapshots of the layers, the sandbox run, and
 //! the upper directory's changes written as the layer.
+//!
+//! Every step is recorded for `kiln explain`: its span, its key, the layer's
+//! file-change counts, and on a miss the reason, found by comparing with the
+//! previous build of the same Dockerfile and context. [`plan`] runs the same
+//! key computation without running or writing anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
