@@ -380,6 +380,8 @@ pub fn diff_inputs(old: &KeyInputs, new: &KeyInputs, facts: &MissFacts<'_>) -> O
                 .clone()
                 .unwrap_or_else(|| "source stage changed".to_owned()),
             "url" => "downloaded content changed".to_owned(),
+            // Same text, other variables: the variable is already named.
+            "heredoc" if same_text && old.vars != new.vars => continue,
             "heredoc" => "heredoc content changed".to_owned(),
             other => format!("{other} changed"),
         });

@@ -1377,13 +1377,23 @@ fn run_instruction_inner(
                 .iter()
                 .map(|h| {
                     let body = if h.expand {
-                        x.scope
-                            .expand(&Word {
-                                text: h.content.clone(),
-                                span: h.marker_span,
-                            })
-                            .map(|e| e.value)
-                            .unwrap_or_else(|_| h.content.clone())
+                        let expanded = x.scope.expand(&Word {
+                            text: h.content.clone(),
+                            span: h.marker_span,
+                        });
+                        match expanded {
+                            Ok(e) => {
+                                // The variables a body uses are inputs too, so a
+                                // miss can name the build arg that changed it.
+                                for name in e.matched {
+                                    let value =
+                                        x.scope.vars().get(&name).unwrap_or_default().to_owned();
+                                    x.vars.insert(name, value);
+                                }
+                                e.value
+                            }
+                            Err(_) => h.content.clone(),
+                        }
                     } else {
                         h.content.clone()
                     };
