@@ -332,6 +332,15 @@ fn a_run_deleting_files_of_an_earlier_layer_counts_them_as_waste() {
     assert_eq!(run["changes"]["deleted"], 3, "{run:#}");
     assert_eq!(run["changes"]["added"], 1, "{run:#}");
 
+    let layer = kiln_ok(&root, &ctx, &["explain", "--layer", "4"]);
+    assert!(layer.starts_with("layer 4 of 4  step 4: RUN rm"), "{layer}");
+    assert!(
+        layer
+            .lines()
+            .any(|l| l.starts_with('D') && l.ends_with("big.bin")),
+        "{layer}"
+    );
+
     // The busybox binary is the host's: its layer, and the totals it is part of, differ
     // between machines, so those lines are replaced.
     let human = kiln_ok(&root, &ctx, &["explain"]);

@@ -8,8 +8,11 @@
 //! `COPY --from` stage, heredoc bodies). Anything that changes what the step
 //! does is in the key. The inputs themselves are kept in the [`StepRecord`]
 //! so a later build can name the input that changed ([`diff_inputs`]), which
-//! is what `kiln explain` reads. Records live in the store's cache index,
-//! never in the image config.
+//! is what `kiln explain` reads; a COPY/ADD from the context also keeps the
+//! list of files it selected ([`SourceFiles`]), so the reason can name the
+//! file. A [`BuildRecord`] lists every step of a build (FROM included) with
+//! its Dockerfile span, key, and hit or miss reason. Records live in the
+//! store's cache index, never in the image config.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -377,6 +380,8 @@ pub fn diff_inputs(old: &KeyInputs, new: &KeyInputs, facts: &MissFacts<'_>) -> O
                 .clone()
                 .unwrap_or_else(|| "source stage changed".to_owned()),
             "url" => "downloaded content changed".to_owned(),
+            // Same text, other variables: the variable is already named.
+            "heredoc" if same_text && old.vars != new.vars => continue,
             "heredoc" => "heredoc content changed".to_owned(),
             other => format!("{other} changed"),
         });

@@ -14,6 +14,11 @@
 //! instructions (config + an `empty_layer` history entry) and RUN, whose
 //! execution is [`run_step`]: snapshots of the layers, the sandbox run, and
 //! the upper directory's changes written as the layer.
+//!
+//! Every step is recorded for `kiln explain`: its span, its key, the layer's
+//! file-change counts, and on a miss the reason, found by comparing with the
+//! previous build of the same Dockerfile and context. [`plan`] runs the same
+//! key computation without running or writing anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -1478,13 +1483,23 @@ fn run_instruction_inner(
                 .iter()
                 .map(|h| {
                     let body = if h.expand {
-                        x.scope
-                            .expand(&Word {
-                                text: h.content.clone(),
-                                span: h.marker_span,
-                            })
-                            .map(|e| e.value)
-                            .unwrap_or_else(|_| h.content.clone())
+                        let expanded = x.scope.expand(&Word {
+                            text: h.content.clone(),
+                            span: h.marker_span,
+                        });
+                        match expanded {
+                            Ok(e) => {
+                                // The variables a body uses are inputs too, so a
+                                // miss can name the build arg that changed it.
+                                for name in e.matched {
+                                    let value =
+                                        x.scope.vars().get(&name).unwrap_or_default().to_owned();
+                                    x.vars.insert(name, value);
+                                }
+                                e.value
+                            }
+                            Err(_) => h.content.clone(),
+                        }
                     } else {
                         h.content.clone()
                     };

@@ -821,7 +821,13 @@ pub fn render_layer(explanation: &Explanation, layer: &LayerReport, colour: bool
     let mut out = String::new();
     let step = explanation
         .row_of_layer(layer.index)
-        .map(|(i, row)| format!("step {}: {}", i + 1, instruction_text(row, 60)))
+        .map(|(i, row)| {
+            format!(
+                "step {}: {}",
+                row.number.unwrap_or(i + 1),
+                instruction_text(row, 60)
+            )
+        })
         .unwrap_or_else(|| "no step".to_owned());
     out.push_str(&format!(
         "layer {} of {}  {}\n",

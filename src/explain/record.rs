@@ -220,3 +220,26 @@ pub fn planned_steps(plan: &Plan, file: &str) -> Vec<RecordedStep> {
     rows.sort_by_key(|r| (r.stage.as_ref().map(|s| s.index), r.number));
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerfile_inside_the_context_is_shown_relative_to_it() {
+        assert_eq!(display_file("/w/app/Dockerfile", "/w/app"), "Dockerfile");
+        assert_eq!(
+            display_file("/w/app/docker/Dockerfile.dev", "/w/app/"),
+            "docker/Dockerfile.dev"
+        );
+        assert_eq!(
+            display_file("/w/other/Dockerfile", "/w/app"),
+            "/w/other/Dockerfile"
+        );
+        // A sibling directory whose name starts like the context is not inside it.
+        assert_eq!(
+            display_file("/w/app2/Dockerfile", "/w/app"),
+            "/w/app2/Dockerfile"
+        );
+    }
+}
