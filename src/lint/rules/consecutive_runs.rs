@@ -95,9 +95,12 @@ fn command_count(
     if ins.command().is_some_and(crate::syntax::Command::is_exec) {
         return 1;
     }
+    // `[ … ]` and `[[ … ]]` are conditions to ShellCheck's parser, which
+    // hadolint counts with, not commands.
     let count = |s: &crate::lint::shell::Script| {
         s.commands()
             .filter(|c| c.nesting == 0 || c.in_substitution)
+            .filter(|c| !c.is("[") && !c.is("[["))
             .count()
     };
     match cached {
@@ -116,6 +119,14 @@ mod tests {
         let text = "FROM a\nRUN mkdir /x\n# comment\nRUN chown a /x\n";
         let f = assert_fires(&ConsecutiveRuns, text);
         assert_eq!(spans(text, &f), ["RUN chown a /x"]);
+    }
+
+    #[test]
+    fn test_brackets_are_not_counted_as_commands() {
+        assert_fires(
+            &ConsecutiveRuns,
+            "FROM a\nRUN mkdir /x\nRUN [ -e /x ] && grep y /x\n",
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod add_for_archives;
 pub mod add_instead_of_copy;
 pub mod apk_no_cache;
 pub mod apk_pin;
@@ -57,6 +58,7 @@ pub mod expose_proto_casing;
 pub mod from_as_casing;
 pub mod from_platform_const;
 pub mod gem_pin;
+pub mod go_pin;
 pub mod healthcheck_missing;
 pub mod helpers;
 pub mod inline_ignore_pragma;
@@ -98,6 +100,7 @@ pub mod sc2046_unquoted_command_substitution;
 pub mod sc2086_unquoted_expansion;
 pub mod sc2155_declare_and_assign;
 pub mod secrets_in_arg_env;
+pub mod shell_via_ln;
 pub mod stage_name_casing;
 pub mod sudo_in_run;
 pub mod trusted_registry;
@@ -131,6 +134,7 @@ pub static RULES: &[&dyn Rule] = &[
     &expose_port_range::ExposePortRange,
     &multiple_healthcheck::MultipleHealthcheck,
     &add_instead_of_copy::AddInsteadOfCopy,
+    &add_for_archives::AddForArchives,
     &copy_dest_slash::CopyDestSlash,
     &copy_from_unknown_stage::CopyFromUnknownStage,
     &copy_from_self::CopyFromSelf,
@@ -153,6 +157,7 @@ pub static RULES: &[&dyn Rule] = &[
     &healthcheck_missing::HealthcheckMissing,
     &label_not_email::LabelNotEmail,
     &instruction_order::InstructionOrder,
+    &go_pin::GoPin,
     &reserved_stage_name::ReservedStageName,
     &secrets_in_arg_env::SecretsInArgEnv,
     &redundant_target_platform::RedundantTargetPlatform,
@@ -181,6 +186,7 @@ pub static RULES: &[&dyn Rule] = &[
     &wget_and_curl::WgetAndCurl,
     &yarn_cache_clean::YarnCacheClean,
     &consecutive_runs::ConsecutiveRuns,
+    &shell_via_ln::ShellViaLn,
     &wget_progress::WgetProgress,
     &zypper_dist_upgrade::ZypperDistUpgrade,
     &zypper_pin::ZypperPin,

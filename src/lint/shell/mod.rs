@@ -590,6 +590,15 @@ impl Builder {
                     }
                 }
                 self.script.loop_vars.push((f.variable_name.clone(), plain));
+                // `for x in $(a | b)`: the substitution runs before the loop.
+                if input.nesting < MAX_NESTING {
+                    let ranges = substitution_ranges(input, f.values.iter().flatten());
+                    for (start, end) in ranges {
+                        let (cd, pipefail) = (self.after_cd, self.pipefail);
+                        self.parse_in(&input.text.slice(start, end), input.nesting + 1, true);
+                        (self.after_cd, self.pipefail) = (cd, pipefail);
+                    }
+                }
                 self.compound_list(input, &f.body.list, Link::Start);
             }
             C::ArithmeticForClause(f) => self.compound_list(input, &f.body.list, Link::Start),
@@ -841,6 +850,14 @@ fn substitutions(input: &Input<'_>, cmd: &Command, s: &ast::SimpleCommand) -> Ve
             _ => None,
         })
         .chain(s.word_or_name.as_ref());
+    substitution_ranges(input, words)
+}
+
+/// The text ranges of the `$(…)` and backquote bodies in `words`.
+fn substitution_ranges<'w>(
+    input: &Input<'_>,
+    words: impl Iterator<Item = &'w ast::Word>,
+) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for w in words {
         let Some((start, end)) = input.range(w.loc.as_ref()) else {

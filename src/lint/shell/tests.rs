@@ -212,3 +212,11 @@ fn exec_form_in_powershell_stage_is_still_parsed() {
     assert!(scripts[2].is_some(), "exec form names its own shell");
     assert!(scripts[3].is_none(), "shell form runs under pwsh");
 }
+
+#[test]
+fn for_list_command_substitution_is_parsed() {
+    let df = "FROM a\nRUN for f in $(git status | awk '/M/'); do cp $f /out; done\n";
+    let s = run(df, 0).unwrap();
+    assert_eq!(names(&s), ["git", "awk", "cp"]);
+    assert_eq!(s.pipes().count(), 1);
+}
