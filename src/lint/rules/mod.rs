@@ -99,6 +99,7 @@ pub mod run_common;
 pub mod sc2046_unquoted_command_substitution;
 pub mod sc2086_unquoted_expansion;
 pub mod sc2155_declare_and_assign;
+pub mod secret_arg_in_run;
 pub mod secrets_in_arg_env;
 pub mod shell_via_ln;
 pub mod stage_name_casing;
@@ -215,6 +216,7 @@ pub static RULES: &[&dyn Rule] = &[
     &unused_stage::UnusedStage,
     &arg_not_in_stage::ArgNotInStage,
     &copy_all_before_install::CopyAllBeforeInstall,
+    &secret_arg_in_run::SecretArgInRun,
 ];
 
 /// All rules.
