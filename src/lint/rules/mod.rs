@@ -63,6 +63,7 @@ pub mod healthcheck_missing;
 pub mod helpers;
 pub mod inline_ignore_pragma;
 pub mod instruction_order;
+pub mod invalid_base_image_platform;
 pub mod invalid_default_arg_in_from;
 pub mod invalid_definition_description;
 pub mod json_args;
@@ -179,6 +180,7 @@ pub static RULES: &[&dyn Rule] = &[
     &invalid_definition_description::InvalidDefinitionDescription,
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
+    &invalid_base_image_platform::InvalidBaseImagePlatform,
     &unused_ignore::UnusedIgnore,
     &sc2155_declare_and_assign::DeclareAndAssign,
     &sc2046_unquoted_command_substitution::UnquotedCommandSubstitution,
