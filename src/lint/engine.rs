@@ -141,7 +141,12 @@ pub fn lint_with_env(
         // that the binary exists before asking for it).
         if let Ok(found) = super::shell::shellcheck::check_file(source, df) {
             raw.retain(|f| !f.code.starts_with("SC"));
-            raw.extend(found);
+            // `--ignore SC2086` / `ignored:` name ShellCheck codes too.
+            raw.extend(
+                found
+                    .into_iter()
+                    .filter(|f| !config.ignored.iter().any(|i| f.answers_to(i))),
+            );
         }
     }
 
