@@ -266,6 +266,9 @@ fn load_config(args: &LintArgs) -> Result<(Config, Option<String>), ConfigError>
     Ok((config, format))
 }
 
+/// An input read: the source and its build context's `.dockerignore`.
+type ReadInput = (Input, SourceFile, Option<IgnoreMatcher>);
+
 /// What linting one input produced.
 struct Outcome {
     report: FileReport,
@@ -321,6 +324,25 @@ fn lint_one(
         report: FileReport { source, findings },
         original: changed.then_some(original),
     }
+}
+
+/// ShellCheck's findings for every readable source, from a few processes
+/// run in parallel; `None` when ShellCheck fails (each file then runs it
+/// on its own, as without batching).
+fn shellcheck_batch(
+    sources: &[Result<ReadInput, String>],
+) -> Option<Vec<Vec<crate::lint::Finding>>> {
+    use crate::lint::shell::shellcheck::{check_batch, FileJobs};
+    let prepared: Vec<FileJobs> = sources
+        .par_iter()
+        .map(|read| match read {
+            Ok((_, source, _)) => {
+                FileJobs::prepare(source, &crate::syntax::parse(source).dockerfile)
+            }
+            Err(_) => FileJobs::default(),
+        })
+        .collect();
+    check_batch(&prepared, rayon::current_num_threads() * 2).ok()
 }
 
 fn write_output(target: Option<&Path>, text: &str) -> Result<(), String> {
@@ -404,7 +426,7 @@ pub fn run(args: &LintArgs, root: Option<&Path>) -> ExitCode {
     let store = root.and_then(StoreImages::open);
     let base_images = store.as_ref().map(|s| s as &dyn BaseImages);
 
-    let results: Vec<Result<(Input, Outcome), String>> = inputs
+    let sources: Vec<Result<ReadInput, String>> = inputs
         .par_iter()
         .map(|input| {
             let source = read_input(input)?;
@@ -415,11 +437,26 @@ pub fn run(args: &LintArgs, root: Option<&Path>) -> ExitCode {
                 }
                 Input::Stdin => None,
             };
+            Ok((input.clone(), source, dockerignore))
+        })
+        .collect();
+    // `--shellcheck`: the scripts of every file go to a few ShellCheck
+    // processes at once (with fixes, each round re-checks its own file).
+    let batched = (config.shellcheck && fix_mode.is_none())
+        .then(|| shellcheck_batch(&sources))
+        .flatten();
+
+    let results: Vec<Result<(Input, Outcome), String>> = sources
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, read)| {
+            let (input, source, dockerignore) = read?;
             let env = LintEnv {
                 dockerignore: dockerignore.as_ref(),
                 base_images,
+                shellcheck: batched.as_ref().and_then(|b| b.get(i)).map(Vec::as_slice),
             };
-            Ok((input.clone(), lint_one(source, &config, fix_mode, &env)))
+            Ok((input, lint_one(source, &config, fix_mode, &env)))
         })
         .collect();
 

@@ -75,7 +75,7 @@ pub fn lint_in_context(
 ) -> Vec<Finding> {
     let env = LintEnv {
         dockerignore,
-        base_images: None,
+        ..LintEnv::default()
     };
     lint_with_env(source, config, candidates, &env)
 }
@@ -87,6 +87,9 @@ pub struct LintEnv<'a> {
     pub dockerignore: Option<&'a IgnoreMatcher>,
     /// The local image store (InvalidBaseImagePlatform).
     pub base_images: Option<&'a dyn BaseImages>,
+    /// With `--shellcheck`: the file's ShellCheck findings when the caller
+    /// already ran it in a batch over many files; `None` runs it here.
+    pub shellcheck: Option<&'a [Finding]>,
 }
 
 /// Lints `source` with `candidates` in the environment `env`.
@@ -139,7 +142,11 @@ pub fn lint_with_env(
         // ShellCheck finds what the native SC rules find, and more: keep its
         // findings only. A failed run leaves the native ones (the CLI checks
         // that the binary exists before asking for it).
-        if let Ok(found) = super::shell::shellcheck::check_file(source, df) {
+        let found = match env.shellcheck {
+            Some(found) => Ok(found.to_vec()),
+            None => super::shell::shellcheck::check_file(source, df),
+        };
+        if let Ok(found) = found {
             raw.retain(|f| !f.code.starts_with("SC"));
             // `--ignore SC2086` / `ignored:` name ShellCheck codes too.
             raw.extend(

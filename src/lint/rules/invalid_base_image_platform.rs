@@ -124,6 +124,7 @@ mod tests {
         let env = LintEnv {
             dockerignore: None,
             base_images: Some(&images),
+            shellcheck: None,
         };
         lint_with_env(
             &SourceFile::new("Dockerfile", text),

@@ -60,6 +60,7 @@ fn docs_check(rule: &dyn Rule, text: &str, config: &Config) -> Vec<crate::lint::
     let env = LintEnv {
         dockerignore: matcher.as_ref(),
         base_images: Some(&images),
+        shellcheck: None,
     };
     let config = Config {
         target_platform: Platform::parse("linux/amd64"),
