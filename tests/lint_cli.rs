@@ -23,6 +23,7 @@ fn run_in(
         .env("HOME", dir.join("no-home"))
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("NO_COLOR")
+        .env_remove("KILN_ROOT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -512,4 +513,54 @@ fn copy_of_a_dockerignored_file_is_reported_against_the_dockerfiles_directory() 
     let f = json(&stdout);
     assert_eq!(f.len(), 1, "{stdout}");
     assert_eq!(f[0]["aliases"], serde_json::json!(["CopyIgnoredFile"]));
+}
+
+#[test]
+fn base_image_in_the_store_for_another_platform_is_reported() {
+    use kiln::image::{Reference, Store};
+    let dir = temp_with(&[(
+        "Dockerfile",
+        "FROM alpine:3.20\nFROM --platform=linux/arm64 alpine:3.20\n",
+    )]);
+    let root = dir.path().join("store");
+    {
+        let store = Store::open(&root).unwrap();
+        let config =
+            br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let tag = Reference::parse("alpine:3.20").unwrap();
+        store.put_image_json(config, &[], &[tag]).unwrap();
+    }
+    let root_arg = root.to_str().unwrap();
+    let args = [
+        "--root",
+        root_arg,
+        "lint",
+        "--platform",
+        "linux/amd64",
+        "-f",
+        "json",
+        "Dockerfile",
+    ];
+    let (code, stdout, stderr) = run_in(dir.path(), &args, None, &[]);
+    let found: Vec<_> = json(&stdout)
+        .into_iter()
+        .filter(|f| f["code"] == "BK013")
+        .collect();
+    assert_eq!(found.len(), 1, "{stdout}\n{stderr}");
+    assert_eq!(found[0]["line"], 1);
+    assert_eq!(found[0]["name"], "invalid-base-image-platform");
+    assert_eq!(code, 1);
+    // Building for the image's own platform: nothing to report.
+    let args = [
+        "--root",
+        root_arg,
+        "lint",
+        "--platform",
+        "linux/arm64",
+        "-f",
+        "json",
+        "Dockerfile",
+    ];
+    let (_, stdout, _) = run_in(dir.path(), &args, None, &[]);
+    assert!(!stdout.contains("BK013"), "{stdout}");
 }

@@ -83,3 +83,55 @@ fn shellcheck_flag_reports_sc_codes_or_says_it_skipped() {
     assert_eq!(at(&f, "SC2164"), [(3, 5, 12)], "{f:?}");
     assert_eq!(at(&f, "SC2086"), [(3, 36, 43)], "{f:?}");
 }
+
+#[test]
+fn sc_findings_are_filtered_by_ignore_flag_and_pragmas() {
+    // Native SC2086: lines 4 and 6 carry pragmas; line 7 is an exec-form `sh -c`.
+    let (f, _) = lint("sc_suppression.Dockerfile", &[]);
+    assert_eq!(at(&f, "SC2086"), [(2, 10, 12), (7, 24, 26)], "{f:?}");
+    let (f, _) = lint("sc_suppression.Dockerfile", &["--ignore", "SC2086"]);
+    assert!(at(&f, "SC2086").is_empty(), "{f:?}");
+}
+
+#[test]
+fn shellcheck_findings_are_filtered_by_ignore_flag_and_pragmas() {
+    let (f, stderr) = lint("sc_suppression.Dockerfile", &["--shellcheck"]);
+    if stderr.contains("skipped ShellCheck") {
+        eprintln!("skipped: shellcheck is not installed");
+        return;
+    }
+    assert_eq!(at(&f, "SC2086"), [(2, 10, 12), (7, 24, 26)], "{f:?}");
+    let (f, _) = lint(
+        "sc_suppression.Dockerfile",
+        &["--shellcheck", "--ignore", "SC2086"],
+    );
+    assert!(at(&f, "SC2086").is_empty(), "{f:?}");
+}
+
+#[test]
+fn shellcheck_batch_over_several_files_maps_each_finding_to_its_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lint/shell");
+    let out = common::kiln()
+        .args(["lint", "-f", "json", "--shellcheck"])
+        .arg(dir.join("shellcheck.Dockerfile"))
+        .arg(dir.join("sc_suppression.Dockerfile"))
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&out.stderr).contains("skipped ShellCheck") {
+        eprintln!("skipped: shellcheck is not installed");
+        return;
+    }
+    let f: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let in_file = |name: &str| -> Vec<Value> {
+        f.iter()
+            .filter(|x| x["file"].as_str().is_some_and(|p| p.ends_with(name)))
+            .cloned()
+            .collect()
+    };
+    let first = in_file("/shellcheck.Dockerfile");
+    let second = in_file("/sc_suppression.Dockerfile");
+    assert_eq!(at(&first, "SC2164"), [(3, 5, 12)], "{f:?}");
+    assert_eq!(at(&first, "SC2086"), [(3, 36, 43)], "{f:?}");
+    assert_eq!(at(&second, "SC2086"), [(2, 10, 12), (7, 24, 26)], "{f:?}");
+    assert!(at(&second, "SC2164").is_empty(), "{f:?}");
+}

@@ -16,8 +16,9 @@ use crate::ignore::IgnoreMatcher;
 use crate::lint::config::{
     find_config_file, parse_label_requirement, parse_threshold, Config, ConfigError, PartialConfig,
 };
-use crate::lint::engine::lint_in_context;
+use crate::lint::engine::{lint_with_env, LintEnv};
 use crate::lint::fix::apply_fixes;
+use crate::lint::images::{BaseImages, StoreImages};
 use crate::lint::output::{self, FileReport, Format};
 use crate::lint::rules;
 use crate::lint::rules::all as all_rules;
@@ -99,6 +100,10 @@ pub struct LintArgs {
     /// Also check RUN scripts with the `shellcheck` binary (SCxxxx findings).
     #[arg(long)]
     pub shellcheck: bool,
+    /// The platform the build targets (`os/arch[/variant]`; default: the
+    /// host's), for InvalidBaseImagePlatform.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -243,6 +248,15 @@ fn load_config(args: &LintArgs) -> Result<(Config, Option<String>), ConfigError>
         .experimental
         .extend(args.experimental.iter().cloned());
     config.warn_unused_ignores = args.warn_unused_ignores;
+    if let Some(spec) = &args.platform {
+        config.target_platform =
+            Some(
+                crate::dag::Platform::parse(spec).ok_or_else(|| ConfigError::InvalidValue {
+                    what: "a platform (os/arch[/variant])",
+                    value: spec.clone(),
+                })?,
+            );
+    }
     if args.shellcheck {
         config.shellcheck = crate::lint::shell::shellcheck::is_available();
         if !config.shellcheck {
@@ -251,6 +265,9 @@ fn load_config(args: &LintArgs) -> Result<(Config, Option<String>), ConfigError>
     }
     Ok((config, format))
 }
+
+/// An input read: the source and its build context's `.dockerignore`.
+type ReadInput = (Input, SourceFile, Option<IgnoreMatcher>);
 
 /// What linting one input produced.
 struct Outcome {
@@ -280,9 +297,9 @@ fn lint_one(
     mut source: SourceFile,
     config: &Config,
     fix: Option<bool>,
-    dockerignore: Option<&IgnoreMatcher>,
+    env: &LintEnv<'_>,
 ) -> Outcome {
-    let lint_source = |s: &SourceFile, c: &Config| lint_in_context(s, c, all_rules(), dockerignore);
+    let lint_source = |s: &SourceFile, c: &Config| lint_with_env(s, c, all_rules(), env);
     let Some(unsafe_fixes) = fix else {
         let findings = lint_source(&source, config);
         return Outcome {
@@ -309,6 +326,25 @@ fn lint_one(
     }
 }
 
+/// ShellCheck's findings for every readable source, from a few processes
+/// run in parallel; `None` when ShellCheck fails (each file then runs it
+/// on its own, as without batching).
+fn shellcheck_batch(
+    sources: &[Result<ReadInput, String>],
+) -> Option<Vec<Vec<crate::lint::Finding>>> {
+    use crate::lint::shell::shellcheck::{check_batch, FileJobs};
+    let prepared: Vec<FileJobs> = sources
+        .par_iter()
+        .map(|read| match read {
+            Ok((_, source, _)) => {
+                FileJobs::prepare(source, &crate::syntax::parse(source).dockerfile)
+            }
+            Err(_) => FileJobs::default(),
+        })
+        .collect();
+    check_batch(&prepared, rayon::current_num_threads() * 2).ok()
+}
+
 fn write_output(target: Option<&Path>, text: &str) -> Result<(), String> {
     match target {
         Some(path) => std::fs::write(path, text)
@@ -323,7 +359,8 @@ fn write_output(target: Option<&Path>, text: &str) -> Result<(), String> {
     }
 }
 
-pub fn run(args: &LintArgs) -> ExitCode {
+/// `root` is the image store (InvalidBaseImagePlatform reads it when it exists).
+pub fn run(args: &LintArgs, root: Option<&Path>) -> ExitCode {
     if let Some(name) = &args.explain {
         return match rules::find(name) {
             Some(rule) => {
@@ -386,8 +423,10 @@ pub fn run(args: &LintArgs) -> ExitCode {
     let inputs = discover(&args.paths, &mut errors);
     let fixing = args.fix || args.unsafe_fixes || args.diff;
     let fix_mode = fixing.then_some(args.unsafe_fixes);
+    let store = root.and_then(StoreImages::open);
+    let base_images = store.as_ref().map(|s| s as &dyn BaseImages);
 
-    let results: Vec<Result<(Input, Outcome), String>> = inputs
+    let sources: Vec<Result<ReadInput, String>> = inputs
         .par_iter()
         .map(|input| {
             let source = read_input(input)?;
@@ -398,10 +437,26 @@ pub fn run(args: &LintArgs) -> ExitCode {
                 }
                 Input::Stdin => None,
             };
-            Ok((
-                input.clone(),
-                lint_one(source, &config, fix_mode, dockerignore.as_ref()),
-            ))
+            Ok((input.clone(), source, dockerignore))
+        })
+        .collect();
+    // `--shellcheck`: the scripts of every file go to a few ShellCheck
+    // processes at once (with fixes, each round re-checks its own file).
+    let batched = (config.shellcheck && fix_mode.is_none())
+        .then(|| shellcheck_batch(&sources))
+        .flatten();
+
+    let results: Vec<Result<(Input, Outcome), String>> = sources
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, read)| {
+            let (input, source, dockerignore) = read?;
+            let env = LintEnv {
+                dockerignore: dockerignore.as_ref(),
+                base_images,
+                shellcheck: batched.as_ref().and_then(|b| b.get(i)).map(Vec::as_slice),
+            };
+            Ok((input, lint_one(source, &config, fix_mode, &env)))
         })
         .collect();
 

@@ -133,7 +133,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Parse(args) => parse::run(&args),
         Command::Image(command) => images::run(&cli.store, command),
-        Command::Lint(args) => lint::run(&args),
+        Command::Lint(args) => lint::run(&args, cli.store.root().as_deref()),
         Command::Explain(args) => explain::run(&cli.store, &args),
         Command::Build(args) => build::run(&cli.store, &args),
     }

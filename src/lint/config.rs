@@ -72,6 +72,9 @@ pub struct Config {
     pub warn_unused_ignores: bool,
     /// Also check RUN scripts with the `shellcheck` binary (`--shellcheck`).
     pub shellcheck: bool,
+    /// The platform the build targets (`--platform`); `None`: the host's.
+    #[serde(skip)]
+    pub target_platform: Option<crate::dag::Platform>,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             experimental: Vec::new(),
             warn_unused_ignores: false,
             shellcheck: false,
+            target_platform: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::cell::OnceCell;
 use std::sync::Arc;
 
 use super::config::Config;
+use super::images::BaseImages;
 use super::rule::RuleMeta;
 use super::shell::{self, Script};
 use super::Finding;
@@ -48,6 +49,7 @@ pub struct LintContext<'a> {
     graph: Option<&'a BuildGraph>,
     config: &'a Config,
     dockerignore: Option<&'a IgnoreMatcher>,
+    base_images: Option<&'a dyn BaseImages>,
     rule: &'static RuleMeta,
     refs: Vec<InstructionRef<'a>>,
     findings: Vec<Finding>,
@@ -69,6 +71,7 @@ impl<'a> LintContext<'a> {
             graph,
             config,
             dockerignore: None,
+            base_images: None,
             rule: &super::rules::parse_error::ParseError::META,
             refs: instruction_refs(dockerfile),
             findings: Vec::new(),
@@ -81,6 +84,18 @@ impl<'a> LintContext<'a> {
     pub fn with_dockerignore(mut self, matcher: Option<&'a IgnoreMatcher>) -> Self {
         self.dockerignore = matcher;
         self
+    }
+
+    /// Gives rules the local image store (InvalidBaseImagePlatform).
+    #[must_use]
+    pub fn with_base_images(mut self, images: Option<&'a dyn BaseImages>) -> Self {
+        self.base_images = images;
+        self
+    }
+
+    /// The base images of the local store, when one is available.
+    pub fn base_images(&self) -> Option<&'a dyn BaseImages> {
+        self.base_images
     }
 
     /// The `.dockerignore` of the build context, when the context is known.

@@ -11,6 +11,7 @@ use crate::syntax::{self, Dockerfile, ParseErrorKind, SourceFile};
 
 use super::config::Config;
 use super::context::LintContext;
+use super::images::BaseImages;
 use super::rule::{Rule, RuleMeta};
 use super::rules::{
     self, onbuild_forbidden::OnbuildForbidden, parse_error::ParseError, unused_ignore::UnusedIgnore,
@@ -72,6 +73,32 @@ pub fn lint_in_context(
     candidates: &[&dyn Rule],
     dockerignore: Option<&IgnoreMatcher>,
 ) -> Vec<Finding> {
+    let env = LintEnv {
+        dockerignore,
+        ..LintEnv::default()
+    };
+    lint_with_env(source, config, candidates, &env)
+}
+
+/// What lint knows of the world around a Dockerfile.
+#[derive(Clone, Copy, Default)]
+pub struct LintEnv<'a> {
+    /// The build context's `.dockerignore` (CopyIgnoredFile).
+    pub dockerignore: Option<&'a IgnoreMatcher>,
+    /// The local image store (InvalidBaseImagePlatform).
+    pub base_images: Option<&'a dyn BaseImages>,
+    /// With `--shellcheck`: the file's ShellCheck findings when the caller
+    /// already ran it in a batch over many files; `None` runs it here.
+    pub shellcheck: Option<&'a [Finding]>,
+}
+
+/// Lints `source` with `candidates` in the environment `env`.
+pub fn lint_with_env(
+    source: &SourceFile,
+    config: &Config,
+    candidates: &[&dyn Rule],
+    env: &LintEnv<'_>,
+) -> Vec<Finding> {
     let parsed = syntax::parse(source);
     let df = &parsed.dockerfile;
     let rules = enabled_rules(candidates, df, config);
@@ -79,9 +106,16 @@ pub fn lint_in_context(
         .instructions
         .iter()
         .any(|i| matches!(i.kind, syntax::InstructionKind::From(_)));
-    let graph = has_from.then(|| build_graph(df, &BuildOptions::default()).graph);
-    let mut cx =
-        LintContext::new(source, df, graph.as_ref(), config).with_dockerignore(dockerignore);
+    let graph = has_from.then(|| {
+        let mut options = BuildOptions::default();
+        if let Some(platform) = &config.target_platform {
+            options.target_platform = platform.clone();
+        }
+        build_graph(df, &options).graph
+    });
+    let mut cx = LintContext::new(source, df, graph.as_ref(), config)
+        .with_dockerignore(env.dockerignore)
+        .with_base_images(env.base_images);
     let runs = |meta: &RuleMeta| rules.iter().any(|r| r.meta().code == meta.code);
     // Forbidden ONBUILD triggers are hadolint's DL3043, not a parse error.
     for err in &parsed.errors {
@@ -108,9 +142,18 @@ pub fn lint_in_context(
         // ShellCheck finds what the native SC rules find, and more: keep its
         // findings only. A failed run leaves the native ones (the CLI checks
         // that the binary exists before asking for it).
-        if let Ok(found) = super::shell::shellcheck::check_file(source, df) {
+        let found = match env.shellcheck {
+            Some(found) => Ok(found.to_vec()),
+            None => super::shell::shellcheck::check_file(source, df),
+        };
+        if let Ok(found) = found {
             raw.retain(|f| !f.code.starts_with("SC"));
-            raw.extend(found);
+            // `--ignore SC2086` / `ignored:` name ShellCheck codes too.
+            raw.extend(
+                found
+                    .into_iter()
+                    .filter(|f| !config.ignored.iter().any(|i| f.answers_to(i))),
+            );
         }
     }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod engine;
 pub mod fix;
+pub mod images;
 pub mod output;
 pub mod rule;
 pub mod rules;

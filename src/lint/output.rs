@@ -58,7 +58,7 @@ impl Format {
 pub fn render(format: Format, reports: &[FileReport], colour: bool) -> String {
     match format {
         Format::Tty => tty(reports, colour),
-        Format::Json => json_string(&kiln_json(reports)),
+        Format::Json => kiln_json_string(reports),
         Format::HadolintJson => json_string(&hadolint_json(reports)),
         Format::Sarif => json_string(&sarif(reports)),
         Format::Checkstyle => checkstyle(reports),
@@ -91,6 +91,86 @@ fn fix_json(f: &Finding) -> Value {
             })).collect::<Vec<_>>(),
         }),
     }
+}
+
+/// A finding as kiln's JSON shows it, serialized without building a
+/// `serde_json::Value` tree (the corpus run prints thousands). Fields in
+/// alphabetical order, as [`kiln_json`] writes them.
+#[derive(serde::Serialize)]
+struct JsonFinding<'a> {
+    aliases: Vec<&'static str>,
+    code: &'a str,
+    column: usize,
+    end_column: usize,
+    end_line: usize,
+    file: &'a str,
+    fix: Option<JsonFix<'a>>,
+    line: usize,
+    message: &'a str,
+    name: &'static str,
+    severity: Severity,
+    span: JsonSpan,
+}
+
+#[derive(serde::Serialize)]
+struct JsonSpan {
+    end: usize,
+    start: usize,
+}
+
+#[derive(serde::Serialize)]
+struct JsonFix<'a> {
+    edits: Vec<JsonEdit<'a>>,
+    safety: crate::lint::FixSafety,
+}
+
+#[derive(serde::Serialize)]
+struct JsonEdit<'a> {
+    replacement: &'a str,
+    span: JsonSpan,
+}
+
+/// kiln's JSON as text, the same as rendering [`kiln_json`].
+fn kiln_json_string(reports: &[FileReport]) -> String {
+    let mut out = Vec::new();
+    for r in reports {
+        for f in &r.findings {
+            let (line, column, end_line, end_column) = positions(&r.source, f);
+            out.push(JsonFinding {
+                aliases: f.rule.aliases(),
+                code: &f.code,
+                column,
+                end_column,
+                end_line,
+                file: &r.source.name,
+                fix: f.fix.as_ref().map(|fix| JsonFix {
+                    edits: fix
+                        .edits
+                        .iter()
+                        .map(|e| JsonEdit {
+                            replacement: &e.replacement,
+                            span: JsonSpan {
+                                end: e.span.end,
+                                start: e.span.start,
+                            },
+                        })
+                        .collect(),
+                    safety: fix.safety,
+                }),
+                line,
+                message: &f.message,
+                name: f.rule.name,
+                severity: f.severity,
+                span: JsonSpan {
+                    end: f.span.end,
+                    start: f.span.start,
+                },
+            });
+        }
+    }
+    let mut s = serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into());
+    s.push('\n');
+    s
 }
 
 /// kiln's JSON: one object per finding.
@@ -579,4 +659,25 @@ pub fn rules_json() -> String {
         })
         .collect();
     json_string(&Value::Array(rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lint::engine::lint_source;
+    use crate::lint::Config;
+
+    #[test]
+    fn typed_json_matches_the_value_rendering() {
+        // MAINTAINER (a fix), an unpinned package, a parse error.
+        let text = "FROM a\nMAINTAINER me\nRUN apt-get install -y curl\nBOGUS x\n";
+        let source = SourceFile::new("Dockerfile", text);
+        let findings = lint_source(&source, &Config::default());
+        assert!(findings.iter().any(|f| f.fix.is_some()));
+        let reports = [FileReport { source, findings }];
+        assert_eq!(
+            kiln_json_string(&reports),
+            json_string(&kiln_json(&reports))
+        );
+    }
 }

@@ -27,6 +27,11 @@ declare_rule! {
     ///  && rm -rf /var/lib/apt/lists/*
     /// ```
     ///
+    /// `apt-get dist-clean` (apt 2.7.8 and later) empties the lists as well and
+    /// counts as the cleanup; hadolint 2.15 does not know it and reports it.
+    /// hadolint also takes any `rm -rf` (even of another directory) for the
+    /// cleanup; kiln wants a path under `/var/lib/apt/lists`.
+    ///
     /// ## References
     /// - [hadolint DL3009](https://github.com/hadolint/hadolint/wiki/DL3009)
     pub struct AptListsCleanup {
@@ -61,12 +66,18 @@ impl Rule for AptListsCleanup {
             })
             .unwrap_or_default();
         // hadolint only reports the stages that end up in an image: the last
-        // one and those another stage builds FROM; never ONBUILD triggers.
-        for (r, script) in runs(cx, false) {
+        // one and those another stage builds FROM (ONBUILD triggers too).
+        for (r, script) in runs(cx, true) {
             let kept = r
                 .stage
                 .is_none_or(|s| s + 1 == stages || bases.contains(&s));
+            // `apt-get dist-clean` (apt 2.7.8+) empties the lists too;
+            // hadolint 2.15 does not know it (a difference we keep).
+            let dist_clean = script
+                .commands_named("apt-get")
+                .any(|c| c.has_arg("dist-clean"));
             if !kept
+                || dist_clean
                 || removes(&script, "/var/lib/apt/lists")
                 || has_cache_mount(r.instruction, "/var/lib/apt/lists")
             {
@@ -93,11 +104,26 @@ mod tests {
     use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
-    fn dist_clean_is_not_cleanup_for_hadolint() {
-        assert_fires(
+    fn dist_clean_empties_the_lists() {
+        // hadolint 2.15 reports this one: it does not know `dist-clean`.
+        assert_silent(
             &AptListsCleanup,
             "FROM a\nRUN apt-get update && apt-get install -y x && apt-get dist-clean\n",
         );
+    }
+
+    #[test]
+    fn removing_another_directory_is_not_cleanup() {
+        // hadolint 2.15 takes any `rm -rf` for the cleanup.
+        assert_fires(
+            &AptListsCleanup,
+            "FROM a\nRUN apt-get update && apt-get install -y x && rm -rf \"$GNUPGHOME\"\n",
+        );
+    }
+
+    #[test]
+    fn update_under_onbuild_is_reported() {
+        assert_fires(&AptListsCleanup, "FROM a\nONBUILD RUN apt-get update\n");
     }
 
     #[test]
@@ -118,6 +144,5 @@ mod tests {
             &AptListsCleanup,
             "FROM a\nRUN --mount=type=cache,target=/var/lib/apt/lists apt-get update\n",
         );
-        assert_silent(&AptListsCleanup, "FROM a\nONBUILD RUN apt-get update\n");
     }
 }

@@ -50,7 +50,7 @@ declare_rule! {
 
 /// `(name, byte range in text)` of every `$NAME` / `${NAME…}` in `text`,
 /// skipping `\$` and `$$`.
-fn references(text: &str) -> Vec<(String, usize, usize)> {
+pub fn references(text: &str) -> Vec<(String, usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -47,13 +47,20 @@ impl Rule for ConsecutiveRuns {
     fn check(&self, cx: &mut LintContext<'_>) {
         let top: Vec<_> = cx.top_level().collect();
         let source = &cx.source().text;
+        // The scripts every RUN rule shares; only RUNs of a non-sh stage
+        // (which hadolint counts all the same) are parsed here.
+        let scripts = cx.run_scripts();
         let mut prev: Option<(usize, usize)> = None;
         for r in top {
             if r.instruction.keyword != crate::syntax::Keyword::Run {
                 prev = None;
                 continue;
             }
-            let count = command_count(r.instruction, source);
+            let cached = scripts
+                .iter()
+                .find(|(s, _)| s.index == r.index && !s.onbuild)
+                .map(|(_, script)| script.as_ref());
+            let count = command_count(r.instruction, cached, source);
             let flags: Vec<&str> = r.instruction.flags.iter().map(|f| f.raw.as_str()).collect();
             if let Some((prev_index, prev_count)) = prev {
                 let prev_flags: Vec<&str> = cx.dockerfile().instructions[prev_index]
@@ -80,15 +87,26 @@ impl Rule for ConsecutiveRuns {
 /// The commands hadolint counts in a RUN: those of the script and of its
 /// command substitutions, not those inside `sh -c` strings; an exec-form
 /// RUN is one command. Counted whatever the stage's SHELL, as hadolint does.
-fn command_count(ins: &crate::syntax::Instruction, source: &str) -> usize {
+fn command_count(
+    ins: &crate::syntax::Instruction,
+    cached: Option<&crate::lint::shell::Script>,
+    source: &str,
+) -> usize {
     if ins.command().is_some_and(crate::syntax::Command::is_exec) {
         return 1;
     }
-    crate::lint::shell::run_script(ins, source).map_or(0, |s| {
+    // `[ … ]` and `[[ … ]]` are conditions to ShellCheck's parser, which
+    // hadolint counts with, not commands.
+    let count = |s: &crate::lint::shell::Script| {
         s.commands()
             .filter(|c| c.nesting == 0 || c.in_substitution)
+            .filter(|c| !c.is("[") && !c.is("[["))
             .count()
-    })
+    };
+    match cached {
+        Some(script) => count(script),
+        None => crate::lint::shell::run_script(ins, source).map_or(0, |s| count(&s)),
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +119,14 @@ mod tests {
         let text = "FROM a\nRUN mkdir /x\n# comment\nRUN chown a /x\n";
         let f = assert_fires(&ConsecutiveRuns, text);
         assert_eq!(spans(text, &f), ["RUN chown a /x"]);
+    }
+
+    #[test]
+    fn test_brackets_are_not_counted_as_commands() {
+        assert_fires(
+            &ConsecutiveRuns,
+            "FROM a\nRUN mkdir /x\nRUN [ -e /x ] && grep y /x\n",
+        );
     }
 
     #[test]

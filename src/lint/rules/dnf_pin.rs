@@ -45,13 +45,15 @@ impl Rule for DnfPin {
     }
 
     fn check(&self, cx: &mut LintContext<'_>) {
-        for (_, script) in runs(cx, true) {
-            let spans: Vec<_> = unpinned(&script, &["dnf", "microdnf"], &[], |p: &str| {
-                has_rpm_version(p)
-            })
-            .into_iter()
-            .map(|w| w.span)
-            .collect();
+        for (r, script) in runs(cx, true) {
+            let declared = declared_names(cx, r.stage, r.index);
+            let spans: Vec<_> =
+                unpinned(&script, &["dnf", "microdnf"], &[], &declared, |p: &str| {
+                    has_rpm_version(p)
+                })
+                .into_iter()
+                .map(|w| w.span)
+                .collect();
             for span in spans {
                 cx.report(
                     span,
@@ -73,6 +75,22 @@ mod tests {
         let f = assert_fires(&DnfPin, text);
         assert_eq!(f.len(), 1);
         assert_fires(&DnfPin, "FROM a\nONBUILD RUN dnf install -y x\n");
+    }
+
+    #[test]
+    fn version_from_a_declared_variable_is_pinned() {
+        assert_silent(
+            &DnfPin,
+            "FROM a\nENV V=8.4.7-1\nRUN microdnf install -y \"mysql-server-$V\" \"tool-${V}\"\n",
+        );
+        assert_silent(
+            &DnfPin,
+            "FROM a\nARG V\nONBUILD RUN dnf install -y tool-$V\n",
+        );
+        assert_fires(
+            &DnfPin,
+            "FROM a\nRUN microdnf install -y \"mysql-server-$V\"\n",
+        );
     }
 
     #[test]

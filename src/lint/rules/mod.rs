@@ -27,6 +27,7 @@
 //!    same instruction under `ONBUILD` where hadolint applies the rule there,
 //!    and for a fix, that the fixed text re-lints clean.
 
+pub mod add_for_archives;
 pub mod add_instead_of_copy;
 pub mod apk_no_cache;
 pub mod apk_pin;
@@ -57,10 +58,12 @@ pub mod expose_proto_casing;
 pub mod from_as_casing;
 pub mod from_platform_const;
 pub mod gem_pin;
+pub mod go_pin;
 pub mod healthcheck_missing;
 pub mod helpers;
 pub mod inline_ignore_pragma;
 pub mod instruction_order;
+pub mod invalid_base_image_platform;
 pub mod invalid_default_arg_in_from;
 pub mod invalid_definition_description;
 pub mod json_args;
@@ -97,7 +100,9 @@ pub mod run_common;
 pub mod sc2046_unquoted_command_substitution;
 pub mod sc2086_unquoted_expansion;
 pub mod sc2155_declare_and_assign;
+pub mod secret_arg_in_run;
 pub mod secrets_in_arg_env;
+pub mod shell_via_ln;
 pub mod stage_name_casing;
 pub mod sudo_in_run;
 pub mod trusted_registry;
@@ -131,6 +136,7 @@ pub static RULES: &[&dyn Rule] = &[
     &expose_port_range::ExposePortRange,
     &multiple_healthcheck::MultipleHealthcheck,
     &add_instead_of_copy::AddInsteadOfCopy,
+    &add_for_archives::AddForArchives,
     &copy_dest_slash::CopyDestSlash,
     &copy_from_unknown_stage::CopyFromUnknownStage,
     &copy_from_self::CopyFromSelf,
@@ -153,6 +159,7 @@ pub static RULES: &[&dyn Rule] = &[
     &healthcheck_missing::HealthcheckMissing,
     &label_not_email::LabelNotEmail,
     &instruction_order::InstructionOrder,
+    &go_pin::GoPin,
     &reserved_stage_name::ReservedStageName,
     &secrets_in_arg_env::SecretsInArgEnv,
     &redundant_target_platform::RedundantTargetPlatform,
@@ -173,6 +180,7 @@ pub static RULES: &[&dyn Rule] = &[
     &invalid_definition_description::InvalidDefinitionDescription,
     &expose_proto_casing::ExposeProtoCasing,
     &expose_invalid_format::ExposeInvalidFormat,
+    &invalid_base_image_platform::InvalidBaseImagePlatform,
     &unused_ignore::UnusedIgnore,
     &sc2155_declare_and_assign::DeclareAndAssign,
     &sc2046_unquoted_command_substitution::UnquotedCommandSubstitution,
@@ -181,6 +189,7 @@ pub static RULES: &[&dyn Rule] = &[
     &wget_and_curl::WgetAndCurl,
     &yarn_cache_clean::YarnCacheClean,
     &consecutive_runs::ConsecutiveRuns,
+    &shell_via_ln::ShellViaLn,
     &wget_progress::WgetProgress,
     &zypper_dist_upgrade::ZypperDistUpgrade,
     &zypper_pin::ZypperPin,
@@ -209,6 +218,7 @@ pub static RULES: &[&dyn Rule] = &[
     &unused_stage::UnusedStage,
     &arg_not_in_stage::ArgNotInStage,
     &copy_all_before_install::CopyAllBeforeInstall,
+    &secret_arg_in_run::SecretArgInRun,
 ];
 
 /// All rules.

@@ -58,7 +58,11 @@ impl Rule for PipPin {
                     let pinned = ["==", ">=", "<=", "~=", "!=", "===", "<", ">", "@"]
                         .iter()
                         .any(|op| raw.contains(op));
-                    let local = raw.contains('/')
+                    // `git+https://…/x.git` follows a branch unless `@ref` pins it.
+                    let vcs = ["git+", "hg+", "svn+", "bzr+"]
+                        .iter()
+                        .any(|p| raw.starts_with(p));
+                    let local = !vcs && raw.contains('/')
                         || raw.starts_with('.')
                         || [".whl", ".tar.gz", ".zip"].iter().any(|s| raw.ends_with(s));
                     if !pinned && !local {
@@ -100,6 +104,18 @@ fn pip_install_packages(c: &crate::lint::shell::Command) -> Option<Vec<&crate::l
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vcs_url_without_a_ref_is_unpinned() {
+        assert_fires(
+            &PipPin,
+            "FROM a\nRUN pip install git+git://github.com/docker/docker-py.git\n",
+        );
+        assert_silent(
+            &PipPin,
+            "FROM a\nRUN pip install git+https://github.com/docker/docker-py.git@7.1.0\n",
+        );
+    }
     use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]
@@ -116,7 +132,7 @@ mod tests {
         assert_silent(&PipPin, "FROM a\nRUN pip install -r requirements.txt\n");
         assert_silent(
             &PipPin,
-            "FROM a\nRUN pip install . ./dist/x.whl git+https://x/y\n",
+            "FROM a\nRUN pip install . ./dist/x.whl git+https://x/y@v1\n",
         );
     }
 }

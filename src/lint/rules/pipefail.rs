@@ -61,7 +61,12 @@ impl Rule for Pipefail {
                 }
                 _ => {}
             }
-            if pipefail {
+            // An exec-form RUN names its own shell: `["bash", "-o", "pipefail", "-c", …]`.
+            let own_pipefail = matches!(
+                r.instruction.command(),
+                Some(Command::Exec { args, .. }) if args.iter().any(|a| a.text == "pipefail")
+            );
+            if pipefail || own_pipefail {
                 continue;
             }
             let Some((_, script)) = scripts.iter().find(|(s, _)| s.index == r.index) else {
@@ -80,6 +85,16 @@ impl Rule for Pipefail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_form_shell_pipe_is_reported_unless_it_sets_pipefail() {
+        assert_fires(&Pipefail, "FROM a\nRUN [\"bash\", \"-c\", \"a | b\"]\n");
+        assert_silent(
+            &Pipefail,
+            "FROM a\nRUN [\"bash\", \"-o\", \"pipefail\", \"-c\", \"a | b\"]\n",
+        );
+        assert_silent(&Pipefail, "FROM a\nRUN [\"grep\", \"a|b\", \"f\"]\n");
+    }
     use crate::lint::testing::{assert_fires, assert_silent, spans};
 
     #[test]

@@ -140,10 +140,13 @@ pub fn missing_clean(
 }
 
 /// The packages after `install` of `programs` not pinned by `pinned`.
+/// A `$NAME` the Dockerfile declares (ARG/ENV, `declared`) stands for a
+/// value the build sets, so `pkg-$VERSION` is pinned, as hadolint sees it.
 pub fn unpinned<'s>(
     script: &'s Script,
     programs: &'s [&'s str],
     with_value: &'s [&'s str],
+    declared: &[String],
     pinned: fn(&str) -> bool,
 ) -> Vec<&'s crate::lint::shell::Word> {
     let mut out = Vec::new();
@@ -157,11 +160,46 @@ pub fn unpinned<'s>(
         };
         for w in c.args_after_subcommand(sub, with_value) {
             let raw = w.raw.trim_matches(['"', '\'']);
-            if !pinned(raw) && !raw.ends_with(".rpm") && !raw.contains('/') {
+            let raw = substitute_declared(raw, declared);
+            if !pinned(&raw) && !raw.ends_with(".rpm") && !raw.contains('/') {
                 out.push(w);
             }
         }
     }
+    out
+}
+
+/// `raw` with each `$NAME` / `${NAME}` of a declared name replaced by `1`
+/// (a stand-in value: only the shape of the result matters to pin checks).
+pub fn substitute_declared(raw: &str, declared: &[String]) -> String {
+    if !raw.contains('$') || declared.is_empty() {
+        return raw.to_owned();
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if !name.is_empty() && declared.iter().any(|d| d == name) {
+            out.push('1');
+            rest = &after[len..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
     out
 }
 

@@ -131,6 +131,17 @@ mod tests {
     }
 
     #[test]
+    fn exec_form_dash_c_string_is_checked_but_plain_exec_words_are_not() {
+        let text = "FROM a\nRUN [\"sh\", \"-c\", \"rm -rf $DIR\"]\n";
+        let f = assert_fires(&UnquotedExpansion, text);
+        assert_eq!(spans(text, &f), ["$DIR"]);
+        assert_silent(
+            &UnquotedExpansion,
+            "FROM a\nRUN [\"rm\", \"-rf\", \"$DIR\"]\n",
+        );
+    }
+
+    #[test]
     fn onbuild_sh_c_and_heredoc_bodies_are_checked_but_python_is_not() {
         assert_fires(&UnquotedExpansion, "FROM a\nONBUILD RUN echo $X\n");
         assert_fires(&UnquotedExpansion, "FROM a\nRUN sh -c \"echo \\$X\"\n");

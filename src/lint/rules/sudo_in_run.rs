@@ -77,6 +77,17 @@ mod tests {
     }
 
     #[test]
+    fn exec_forms_are_checked_like_shell_form() {
+        let text = "FROM a\nRUN [\"sh\", \"-c\", \"make && sudo make install\"]\n";
+        let f = assert_fires(&SudoInRun, text);
+        assert_eq!(spans(text, &f), ["sudo"]);
+        let text = "FROM a\nRUN [\"sudo\", \"ls\"]\n";
+        let f = assert_fires(&SudoInRun, text);
+        assert_eq!(spans(text, &f), ["\"sudo\""]);
+        assert_silent(&SudoInRun, "FROM a\nRUN [\"echo\", \"sudo\"]\n");
+    }
+
+    #[test]
     fn powershell_stage_and_python_heredoc_are_silent() {
         assert_silent(
             &SudoInRun,

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::RULES;
+use crate::dag::Platform;
 use crate::ignore::IgnoreMatcher;
 use crate::lint::config::{Config, LabelType};
-use crate::lint::engine::lint_in_context;
+use crate::lint::engine::{lint_with_env, LintEnv};
+use crate::lint::images::KnownImages;
 use crate::lint::rule::Rule;
 use crate::lint::Severity;
 use crate::syntax::SourceFile;
@@ -50,15 +52,24 @@ pub(crate) fn docs_config() -> Config {
 /// `.dockerignore` excludes top-level Markdown files.
 fn docs_check(rule: &dyn Rule, text: &str, config: &Config) -> Vec<crate::lint::Finding> {
     let matcher = IgnoreMatcher::new(["*.md"]).ok();
-    lint_in_context(
-        &SourceFile::new("Dockerfile", text),
-        config,
-        &[rule],
-        matcher.as_ref(),
-    )
-    .into_iter()
-    .filter(|f| f.rule.code == rule.meta().code)
-    .collect()
+    // InvalidBaseImagePlatform's example: an arm64 alpine in the store.
+    let images = KnownImages(vec![(
+        "alpine:3.20".into(),
+        Platform::parse("linux/arm64").expect("a valid platform"),
+    )]);
+    let env = LintEnv {
+        dockerignore: matcher.as_ref(),
+        base_images: Some(&images),
+        shellcheck: None,
+    };
+    let config = Config {
+        target_platform: Platform::parse("linux/amd64"),
+        ..config.clone()
+    };
+    lint_with_env(&SourceFile::new("Dockerfile", text), &config, &[rule], &env)
+        .into_iter()
+        .filter(|f| f.rule.code == rule.meta().code)
+        .collect()
 }
 
 fn dockerfile_block(section: &str) -> Option<String> {

@@ -45,8 +45,9 @@ impl Rule for YumPin {
     }
 
     fn check(&self, cx: &mut LintContext<'_>) {
-        for (_, script) in runs(cx, true) {
-            let spans: Vec<_> = unpinned(&script, &["yum"], &[], has_rpm_version)
+        for (r, script) in runs(cx, true) {
+            let declared = declared_names(cx, r.stage, r.index);
+            let spans: Vec<_> = unpinned(&script, &["yum"], &[], &declared, has_rpm_version)
                 .into_iter()
                 .map(|w| w.span)
                 .collect();

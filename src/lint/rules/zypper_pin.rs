@@ -45,8 +45,9 @@ impl Rule for ZypperPin {
     }
 
     fn check(&self, cx: &mut LintContext<'_>) {
-        for (_, script) in runs(cx, true) {
-            let spans: Vec<_> = unpinned(&script, &["zypper"], &[], |p: &str| {
+        for (r, script) in runs(cx, true) {
+            let declared = declared_names(cx, r.stage, r.index);
+            let spans: Vec<_> = unpinned(&script, &["zypper"], &[], &declared, |p: &str| {
                 p.contains(['=', '<', '>'])
             })
             .into_iter()

@@ -12,8 +12,11 @@
 //!
 //! Not parsed as sh: stages whose `SHELL` is not a POSIX shell (PowerShell,
 //! cmd), heredocs fed to another program (`RUN <<EOF python3`), and heredoc
-//! scripts whose `#!` names another interpreter. Exec-form RUNs run no
-//! shell and are not parsed either.
+//! scripts whose `#!` names another interpreter. An exec-form RUN runs no
+//! shell: when it names one with `-c` (`["sh", "-c", "…"]`) the `-c` string
+//! is the script; otherwise its arguments are one command of literal words
+//! (so command rules such as DL3008 see `["apt-get", "install", "x"]`, as
+//! hadolint does, while nothing is expanded or split).
 //!
 //! Main entry points: [`parse_runs`] (every RUN of a file, once, in
 //! [`LintContext::instructions`](super::LintContext::instructions) order) and
@@ -49,7 +52,11 @@ pub fn is_posix_shell(program: &str) -> bool {
 
 /// The last path component of `path`.
 pub fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    // A byte search: this runs for every command of every RUN rule.
+    match path.as_bytes().iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
 }
 
 /// One shell word.
@@ -247,7 +254,9 @@ pub fn parse_runs(
             }
             _ => {}
         }
-        let script = (ins.keyword == Keyword::Run && posix)
+        // SHELL does not apply to exec form: it names its own program.
+        let exec = ins.command().is_some_and(syntax::Command::is_exec);
+        let script = (ins.keyword == Keyword::Run && (posix || exec))
             .then(|| run_script(ins, source))
             .flatten()
             .map(Arc::new);
@@ -256,17 +265,37 @@ pub fn parse_runs(
     out
 }
 
-/// Parses the script a shell-form RUN runs, or `None` when sh does not run
-/// it (exec form, a heredoc for another interpreter).
+/// Parses the script a RUN runs: the shell-form text, or the `-c` string
+/// of an exec form naming a shell; for any other exec form, one command of
+/// literal words. `None` when sh does not run it (a heredoc for another
+/// interpreter).
 pub fn run_script(ins: &Instruction, source: &str) -> Option<Script> {
-    run_text(ins, source).map(|text| Script::parse(&text))
+    if let Some(text) = run_text(ins, source) {
+        return Some(Script::parse(&text));
+    }
+    match ins.command() {
+        Some(syntax::Command::Exec { args, .. }) if !args.is_empty() => {
+            Some(Script::parse(&quoted_exec(args, source)))
+        }
+        _ => None,
+    }
 }
 
-/// The text the shell runs for a shell-form RUN, mapped to the Dockerfile,
-/// or `None` when sh does not run it.
+/// The text the shell runs for a RUN, mapped to the Dockerfile: the shell
+/// form (with the heredocs it reads), or the `-c` string of an exec form
+/// whose program is a POSIX shell. `None` when sh does not run it.
 pub fn run_text(ins: &Instruction, source: &str) -> Option<LogicalText> {
-    let Some(syntax::Command::Shell { script, .. }) = ins.command() else {
-        return None;
+    let script = match ins.command() {
+        Some(syntax::Command::Shell { script, .. }) => script,
+        Some(syntax::Command::Exec { args, .. }) => {
+            let program = args.first()?;
+            if !is_posix_shell(&program.text) {
+                return None;
+            }
+            let word = dash_c_operand(&args[1..])?;
+            return Some(json_text(word, source));
+        }
+        None => return None,
     };
     if ins.heredocs.is_empty() {
         return Some(script.clone());
@@ -312,6 +341,114 @@ pub fn run_text(ins: &Instruction, source: &str) -> Option<LogicalText> {
         }
     }
     Some(text)
+}
+
+/// The operand a shell runs as its script when called with `-c` (options
+/// first: `-e`, `-ec`, `-o pipefail`, `--norc`), if it is.
+fn dash_c_operand(args: &[syntax::Word]) -> Option<&syntax::Word> {
+    let mut dash_c = false;
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let a = arg.text.as_str();
+        if a == "-o" || a == "+o" {
+            i += 2;
+            continue;
+        }
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if a.starts_with("--") {
+            i += 1;
+            continue;
+        }
+        if a.len() > 1 && (a.starts_with('-') || a.starts_with('+')) {
+            dash_c |= a.starts_with('-') && a.contains('c');
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    if dash_c {
+        args.get(i)
+    } else {
+        None
+    }
+}
+
+/// The decoded text of a JSON string literal at `word.span`, each character
+/// mapped to where it is written (an escape maps to its backslash). When
+/// the source does not decode to the word (it cannot happen for a literal
+/// the parser read), the text maps to the literal's start.
+fn json_text(word: &syntax::Word, source: &str) -> LogicalText {
+    let mut out = LogicalText::default();
+    let raw = source.get(word.span.start..word.span.end).unwrap_or("");
+    if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        let base = word.span.start + 1;
+        let mut chars = inner.char_indices().peekable();
+        let mut run_start = None;
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                run_start.get_or_insert(i);
+                continue;
+            }
+            if let Some(s) = run_start.take() {
+                out.push(&inner[s..i], base + s);
+            }
+            let decoded = match chars.next().map(|(_, e)| e) {
+                Some('n') => '\n',
+                Some('t') => '\t',
+                Some('r') => '\r',
+                Some('b') => '\u{8}',
+                Some('f') => '\u{c}',
+                Some('u') => {
+                    let hex: String = (0..4)
+                        .filter_map(|_| chars.next().map(|(_, h)| h))
+                        .collect();
+                    u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .unwrap_or('\u{fffd}')
+                }
+                Some(other) => other,
+                None => break,
+            };
+            out.push(decoded.encode_utf8(&mut [0; 4]), base + i);
+        }
+        if let Some(s) = run_start {
+            out.push(&inner[s..], base + s);
+        }
+    }
+    if out.text != word.text {
+        out = LogicalText::default();
+        out.push(&word.text, word.span.start);
+    }
+    out
+}
+
+/// An exec form's arguments as one sh command of single-quoted words, so
+/// the shell model sees the literal words and expands nothing.
+fn quoted_exec(args: &[syntax::Word], source: &str) -> LogicalText {
+    let mut out = LogicalText::default();
+    for (n, arg) in args.iter().enumerate() {
+        let text = json_text(arg, source);
+        let start = arg.span.start;
+        if n > 0 {
+            out.push(" ", start);
+        }
+        out.push("'", start);
+        // Character by character: the map stays exact across JSON escapes.
+        for (i, c) in text.text.char_indices() {
+            let at = text.source_offset(i);
+            if c == '\'' {
+                out.push("'\\''", at);
+            } else {
+                out.push(c.encode_utf8(&mut [0; 4]), at);
+            }
+        }
+        out.push("'", arg.span.end.saturating_sub(1));
+    }
+    out
 }
 
 #[derive(Default)]
@@ -457,6 +594,15 @@ impl Builder {
                     }
                 }
                 self.script.loop_vars.push((f.variable_name.clone(), plain));
+                // `for x in $(a | b)`: the substitution runs before the loop.
+                if input.nesting < MAX_NESTING {
+                    let ranges = substitution_ranges(input, f.values.iter().flatten());
+                    for (start, end) in ranges {
+                        let (cd, pipefail) = (self.after_cd, self.pipefail);
+                        self.parse_in(&input.text.slice(start, end), input.nesting + 1, true);
+                        (self.after_cd, self.pipefail) = (cd, pipefail);
+                    }
+                }
                 self.compound_list(input, &f.body.list, Link::Start);
             }
             C::ArithmeticForClause(f) => self.compound_list(input, &f.body.list, Link::Start),
@@ -708,6 +854,14 @@ fn substitutions(input: &Input<'_>, cmd: &Command, s: &ast::SimpleCommand) -> Ve
             _ => None,
         })
         .chain(s.word_or_name.as_ref());
+    substitution_ranges(input, words)
+}
+
+/// The text ranges of the `$(…)` and backquote bodies in `words`.
+fn substitution_ranges<'w>(
+    input: &Input<'_>,
+    words: impl Iterator<Item = &'w ast::Word>,
+) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for w in words {
         let Some((start, end)) = input.range(w.loc.as_ref()) else {

@@ -1,11 +1,14 @@
 //! `kiln lint --shellcheck`: RUN scripts checked by the `shellcheck` binary.
 //!
-//! All the sh-run RUN scripts of a file go to one `shellcheck -f json1`
-//! process, each as a temporary file that starts with the stage's shell
-//! (`#!/bin/sh` or `#!/bin/bash`) and, like hadolint does, one
-//! `export NAME=1` line per ARG/ENV name in scope, so ShellCheck knows them.
-//! Its findings are mapped back through [`LogicalText`] to exact Dockerfile
-//! spans and reported as `SCxxxx` findings of the [`SHELLCHECK`] rule.
+//! Every sh-run RUN script becomes a temporary file that starts with the
+//! stage's shell (`#!/bin/sh` or `#!/bin/bash`) and, like hadolint does,
+//! one `export NAME=1` line per ARG/ENV name in scope, so ShellCheck knows
+//! them. The scripts of many Dockerfiles go to a few `shellcheck -f json1`
+//! processes run in parallel ([`check_batch`]: starting ShellCheck costs
+//! more than checking a typical RUN), or those of one file to one process
+//! ([`check_file`]). Findings are mapped back through [`LogicalText`] to
+//! exact Dockerfile spans and reported as `SCxxxx` findings of the
+//! [`SHELLCHECK`] rule.
 //!
 //! The caller decides when to run this (the `--shellcheck` flag) and says
 //! so visibly when [`is_available`] is false; nothing here prints.
@@ -95,46 +98,93 @@ struct Comment {
     message: String,
 }
 
-/// Checks every sh-run RUN of `df` with ShellCheck.
+/// The ShellCheck work for one Dockerfile, prepared without running anything.
+#[derive(Default)]
+pub struct FileJobs {
+    jobs: Vec<Job>,
+}
+
+impl FileJobs {
+    /// The sh-run RUN scripts of `df`.
+    pub fn prepare(source: &SourceFile, df: &Dockerfile) -> Self {
+        Self {
+            jobs: jobs(source, df),
+        }
+    }
+}
+
+/// Checks every sh-run RUN of `df` with ShellCheck (one process).
 pub fn check_file(source: &SourceFile, df: &Dockerfile) -> Result<Vec<Finding>, ShellcheckError> {
-    let jobs = jobs(source, df);
-    if jobs.is_empty() {
-        return Ok(Vec::new());
+    let mut out = check_batch(&[FileJobs::prepare(source, df)], 1)?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// Checks the scripts of many files with at most `processes` ShellCheck
+/// processes, run in parallel; the findings of `files[i]` are at `[i]`.
+pub fn check_batch(
+    files: &[FileJobs],
+    processes: usize,
+) -> Result<Vec<Vec<Finding>>, ShellcheckError> {
+    use rayon::prelude::*;
+    let mut out: Vec<Vec<Finding>> = files.iter().map(|_| Vec::new()).collect();
+    let all: Vec<(usize, usize)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(f, jobs)| (0..jobs.jobs.len()).map(move |j| (f, j)))
+        .collect();
+    if all.is_empty() {
+        return Ok(out);
     }
     let dir = scratch_dir();
-    let result = run(&dir, &jobs);
+    let written = write_jobs(&dir, files, &all);
+    let result = written.and_then(|paths| {
+        let per = paths.len().div_ceil(processes.max(1));
+        paths
+            .par_chunks(per.max(1))
+            .map(run)
+            .collect::<Result<Vec<_>, _>>()
+    });
     // Best effort: a leftover temporary directory is harmless.
     let _ = std::fs::remove_dir_all(&dir);
-    let comments = result?;
-    let mut findings = Vec::new();
-    for c in comments {
-        let Some(job) = Path::new(&c.file)
+    for c in result?.into_iter().flatten() {
+        let Some((f, j)) = Path::new(&c.file)
             .file_stem()
             .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<usize>().ok())
-            .and_then(|i| jobs.get(i))
+            .and_then(|s| s.split_once('_'))
+            .and_then(|(f, j)| Some((f.parse::<usize>().ok()?, j.parse::<usize>().ok()?)))
         else {
             continue;
         };
-        let skip = job.header().lines().count();
-        if c.line <= skip {
+        let Some(job) = files.get(f).and_then(|jobs| jobs.jobs.get(j)) else {
             continue;
-        }
-        let text = &job.text.text;
-        let start = offset(text, c.line - skip, c.column);
-        let end = offset(text, c.end_line.saturating_sub(skip).max(1), c.end_column).max(start);
-        let span: Span = job.text.span(start, end);
-        let severity = match c.level.as_str() {
-            "error" => Severity::Error,
-            "warning" => Severity::Warning,
-            "info" => Severity::Info,
-            _ => Severity::Style,
         };
-        let mut f = Finding::new(&SHELLCHECK, span, c.message);
-        f.code(format!("SC{}", c.code)).severity(severity);
-        findings.push(f);
+        if let Some(finding) = to_finding(job, c) {
+            out[f].push(finding);
+        }
     }
-    Ok(findings)
+    Ok(out)
+}
+
+/// A ShellCheck comment on `job`'s file as a finding at its Dockerfile span
+/// (`None` for a comment on the header kiln wrote).
+fn to_finding(job: &Job, c: Comment) -> Option<Finding> {
+    let skip = job.header().lines().count();
+    if c.line <= skip {
+        return None;
+    }
+    let text = &job.text.text;
+    let start = offset(text, c.line - skip, c.column);
+    let end = offset(text, c.end_line.saturating_sub(skip).max(1), c.end_column).max(start);
+    let span: Span = job.text.span(start, end);
+    let severity = match c.level.as_str() {
+        "error" => Severity::Error,
+        "warning" => Severity::Warning,
+        "info" => Severity::Info,
+        _ => Severity::Style,
+    };
+    let mut f = Finding::new(&SHELLCHECK, span, c.message);
+    f.code(format!("SC{}", c.code)).severity(severity);
+    Some(f)
 }
 
 fn jobs(source: &SourceFile, df: &Dockerfile) -> Vec<Job> {
@@ -173,7 +223,22 @@ fn jobs(source: &SourceFile, df: &Dockerfile) -> Vec<Job> {
             _ => {}
         }
         let inner = ins.innermost();
-        let (Some(sh), Keyword::Run) = (shell, inner.keyword) else {
+        if inner.keyword != Keyword::Run {
+            continue;
+        }
+        // An exec form names its own shell (`["bash", "-c", …]`); SHELL
+        // applies to the shell form only.
+        let sh = match inner.command() {
+            Some(crate::syntax::Command::Exec { args, .. }) => args.first().map(|a| {
+                if basename(&a.text) == "bash" {
+                    "bash"
+                } else {
+                    "sh"
+                }
+            }),
+            _ => shell,
+        };
+        let Some(sh) = sh else {
             continue;
         };
         if let Some(text) = run_text(inner, &source.text) {
@@ -200,24 +265,37 @@ fn scratch_dir() -> PathBuf {
     ))
 }
 
-fn run(dir: &Path, jobs: &[Job]) -> Result<Vec<Comment>, ShellcheckError> {
+/// Writes each job of `which` (file, job) to `dir` as `<file>_<job>.sh`.
+fn write_jobs(
+    dir: &Path,
+    files: &[FileJobs],
+    which: &[(usize, usize)],
+) -> Result<Vec<PathBuf>, ShellcheckError> {
     let write_err = |source| ShellcheckError::Write {
         path: dir.to_owned(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(write_err)?;
-    let mut files = Vec::with_capacity(jobs.len());
-    for (i, job) in jobs.iter().enumerate() {
-        let path = dir.join(format!("{i}.sh"));
+    let mut paths = Vec::with_capacity(which.len());
+    for &(f, j) in which {
+        let Some(job) = files.get(f).and_then(|jobs| jobs.jobs.get(j)) else {
+            continue;
+        };
+        let path = dir.join(format!("{f}_{j}.sh"));
         let mut body = job.header();
         body.push_str(&job.text.text);
         body.push('\n');
         std::fs::write(&path, body).map_err(write_err)?;
-        files.push(path);
+        paths.push(path);
     }
+    Ok(paths)
+}
+
+/// One ShellCheck process over `files`.
+fn run(files: &[PathBuf]) -> Result<Vec<Comment>, ShellcheckError> {
     let out = Process::new("shellcheck")
         .args(["-f", "json1", "--norc"])
-        .args(&files)
+        .args(files)
         .output()
         .map_err(ShellcheckError::Run)?;
     // shellcheck exits 1 when it finds something: only the JSON matters.

@@ -127,7 +127,7 @@ fn compound_commands_are_walked() {
 }
 
 #[test]
-fn powershell_stage_and_exec_form_are_not_parsed() {
+fn powershell_stage_is_not_parsed_but_an_exec_form_naming_sh_is() {
     let df = "FROM a\nSHELL [\"powershell\", \"-Command\"]\nRUN Write-Host 'x' | Out-Null\nFROM b\nRUN [\"sh\", \"-c\", \"x\"]\nRUN y\n";
     let out = parse_str(df);
     let refs: Vec<_> = out
@@ -138,7 +138,7 @@ fn powershell_stage_and_exec_form_are_not_parsed() {
         .collect();
     let scripts = parse_runs(df, None, &refs);
     let parsed: Vec<bool> = scripts.iter().map(Option::is_some).collect();
-    assert_eq!(parsed, [false, false, false, false, false, true]);
+    assert_eq!(parsed, [false, false, false, false, true, true]);
 }
 
 #[test]
@@ -165,4 +165,58 @@ fn command_substitutions_are_parsed_without_leaking_cd() {
     let ls = s.commands_named("ls").next().unwrap();
     assert_eq!((at(df, ls.name_span()), ls.nesting), ("ls", 1));
     assert!(!s.commands_named("make").next().unwrap().after_cd);
+}
+
+#[test]
+fn exec_form_shell_dash_c_string_is_the_script() {
+    let df = "FROM a\nRUN [\"/bin/bash\", \"-ec\", \"cd /x && sudo make \\\"all\\\"\"]\n";
+    let s = run(df, 0).unwrap();
+    assert_eq!(names(&s), ["cd", "sudo"]);
+    let sudo = &s.commands[1];
+    assert_eq!(at(df, sudo.name_span()), "sudo");
+    // The JSON escape `\"` maps back to where it is written.
+    let last = sudo.words.last().unwrap();
+    assert_eq!(last.value.as_deref(), Some("all"));
+    assert!(at(df, last.span).starts_with("\\\"all"));
+}
+
+#[test]
+fn exec_form_shell_options_before_dash_c_are_skipped() {
+    let df = "FROM a\nRUN [\"sh\", \"-o\", \"pipefail\", \"-c\", \"a | b\"]\n";
+    let s = run(df, 0).unwrap();
+    assert_eq!(names(&s), ["a", "b"]);
+}
+
+#[test]
+fn exec_form_without_shell_is_one_command_of_literal_words() {
+    let df = "FROM a\nRUN [\"apt-get\", \"install\", \"it's $HOME\"]\n";
+    let s = run(df, 0).unwrap();
+    assert_eq!(names(&s), ["apt-get"]);
+    let last = s.commands[0].words.last().unwrap();
+    assert_eq!(last.value.as_deref(), Some("it's $HOME"));
+    assert_eq!(at(df, last.span), "\"it's $HOME\"");
+    assert!(s.pipes().next().is_none());
+}
+
+#[test]
+fn exec_form_in_powershell_stage_is_still_parsed() {
+    let df = "FROM a\nSHELL [\"pwsh\", \"-c\"]\nRUN [\"sh\", \"-c\", \"sudo ls\"]\nRUN sudo ls\n";
+    let out = parse_str(df);
+    let refs: Vec<_> = out
+        .dockerfile
+        .instructions
+        .iter()
+        .map(|i| (i, false))
+        .collect();
+    let scripts = parse_runs(df, None, &refs);
+    assert!(scripts[2].is_some(), "exec form names its own shell");
+    assert!(scripts[3].is_none(), "shell form runs under pwsh");
+}
+
+#[test]
+fn for_list_command_substitution_is_parsed() {
+    let df = "FROM a\nRUN for f in $(git status | awk '/M/'); do cp $f /out; done\n";
+    let s = run(df, 0).unwrap();
+    assert_eq!(names(&s), ["git", "awk", "cp"]);
+    assert_eq!(s.pipes().count(), 1);
 }
