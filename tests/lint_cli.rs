@@ -530,6 +530,15 @@ fn base_image_in_the_store_for_another_platform_is_reported() {
         let tag = Reference::parse("alpine:3.20").unwrap();
         store.put_image_json(config, &[], &[tag]).unwrap();
     }
+    // Lint only reads the store: a leftover in its tmp/ (which a writer
+    // opening an unused store would clean) stays, and nothing is created.
+    std::fs::write(root.join("tmp/leftover"), "x").unwrap();
+    let listing = |root: &std::path::Path| {
+        let mut names: Vec<_> = walk_names(root);
+        names.sort();
+        names
+    };
+    let before = listing(&root);
     let root_arg = root.to_str().unwrap();
     let args = [
         "--root",
@@ -563,4 +572,27 @@ fn base_image_in_the_store_for_another_platform_is_reported() {
     ];
     let (_, stdout, _) = run_in(dir.path(), &args, None, &[]);
     assert!(!stdout.contains("BK013"), "{stdout}");
+    assert_eq!(listing(&root), before, "lint changed the store");
+}
+
+/// Every path under `root` with its size and mtime.
+fn walk_names(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .display()
+                .to_string();
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            }
+            out.push(format!("{rel} {} {:?}", meta.len(), meta.modified().ok()));
+        }
+    }
+    out
 }

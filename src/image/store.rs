@@ -102,6 +102,38 @@ impl Store {
         Store::open_inner(root.as_ref(), mode, false)
     }
 
+    /// Opens an existing store for reading only, for tools that must never change it
+    /// (`kiln lint` resolving base images): nothing is created or cleaned, and a shared lock
+    /// is taken without waiting. `None` when there is no store at `root` or a writer holds
+    /// the exclusive lock (a prune is running).
+    pub fn open_read_only(root: impl AsRef<Path>) -> Result<Option<Store>> {
+        let root = root.as_ref().to_path_buf();
+        if !root.join("index.json").is_file() || !root.join("blobs/sha256").is_dir() {
+            return Ok(None);
+        }
+        let lock_path = root.join("lock");
+        let file = match File::open(&lock_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("open lock file", &lock_path, e)),
+        };
+        let lock = match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, source)) => {
+                return Err(StoreError::Lock {
+                    path: lock_path,
+                    source,
+                })
+            }
+        };
+        Ok(Some(Store {
+            root,
+            mode: LockMode::Shared,
+            _lock: lock,
+        }))
+    }
+
     fn open_inner(root: &Path, mode: LockMode, wait: bool) -> Result<Option<Store>> {
         let root = root.to_path_buf();
         for dir in [

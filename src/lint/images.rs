@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::dag::Platform;
-use crate::image::{LockMode, Store};
+use crate::image::Store;
 
 /// What lint may ask about base images.
 pub trait BaseImages: Send + Sync {
@@ -28,13 +28,11 @@ pub struct StoreImages {
 }
 
 impl StoreImages {
-    /// Opens the store at `root` if one exists there; `None` otherwise (or
-    /// when it cannot be opened: lint then skips the rules that need it).
+    /// Opens the store at `root` read-only if one exists there; `None`
+    /// otherwise (or when it cannot be opened: lint then skips the rules
+    /// that need it). Lint never creates, cleans or changes a store.
     pub fn open(root: &Path) -> Option<Self> {
-        if !root.join("index.json").is_file() {
-            return None;
-        }
-        let store = Store::try_open_with(root, LockMode::Shared).ok()??;
+        let store = Store::open_read_only(root).ok()??;
         Some(Self {
             store,
             cache: Mutex::new(HashMap::new()),

@@ -111,6 +111,7 @@ pub mod undefined_var;
 pub mod untagged_image;
 pub mod unused_ignore;
 pub mod unused_stage;
+pub mod useradd_high_uid;
 pub mod wget_and_curl;
 pub mod wget_progress;
 pub mod workdir_relative;
@@ -217,6 +218,7 @@ pub static RULES: &[&dyn Rule] = &[
     &pointless_command::PointlessCommand,
     &unused_stage::UnusedStage,
     &arg_not_in_stage::ArgNotInStage,
+    &useradd_high_uid::UseraddHighUid,
     &copy_all_before_install::CopyAllBeforeInstall,
     &secret_arg_in_run::SecretArgInRun,
 ];
