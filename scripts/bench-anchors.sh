@@ -4,7 +4,8 @@
 # ../shared/bench (S1-S5), in one run on the same machine, with hyperfine.
 #
 # usage: scripts/bench-anchors.sh [SCENARIO...]   (default: s1 s2 s3 s4 s5 run)
-#   RUNS=N       hyperfine runs per command (default 5; S3/S5 cold use 3)
+#   RUNS=N       hyperfine runs per command (default 5)
+#   COLD_RUNS=N  runs for the slow scenarios: S3, S4, S5 cold (default 3)
 #   TOOLS="kiln docker buildah"   which tools to run
 #   OUT=DIR      where results go (default target/bench-anchors)
 #   KILN=PATH    a kiln binary to use instead of building target/release/kiln
@@ -32,6 +33,7 @@ fi
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(s1 s2 s3 s4 s5 run)
 runs=${RUNS:-5}
+cold_runs=${COLD_RUNS:-3}
 tools=${TOOLS:-"kiln docker buildah"}
 out=${OUT:-"${repo}/target/bench-anchors"}
 mkdir -p "${out}"
@@ -138,12 +140,12 @@ for s in "${scenarios[@]}"; do
   s1) compare s1-cold "${runs}" "" s1 --no-cache ;;
   s2) compare s2-unchanged "$((runs * 2))" "" s1 ;;
   s3)
-    compare s3-cold 3 "" s3 --no-cache
+    compare s3-cold "${cold_runs}" "" s3 --no-cache
     compare s3-unchanged "${runs}" "" s3
-    compare s3-one-file-changed 3 "${change_one}" s3
+    compare s3-one-file-changed "${cold_runs}" "${change_one}" s3
     ;;
-  s4) compare s4-cold 3 "" s4 --no-cache ;;
-  s5) compare s5-cold 3 "" s5 --no-cache ;;
+  s4) compare s4-cold "${cold_runs}" "" s4 --no-cache ;;
+  s5) compare s5-cold "${cold_runs}" "" s5 --no-cache ;;
   run) compare empty-run "$((runs * 2))" "" run --no-cache ;;
   *) echo "unknown scenario ${s}" >&2 ;;
   esac
