@@ -35,7 +35,8 @@
 //! | A5, A8 | gap: no PAX/size-conflict rejection test, no decompression budgets |
 //! | C5 ignored files via bind | build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
 //! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
-//! | L2 whiteout / opaque conversion | sandbox_run::created_modified_and_deleted_files_show_up_as_layer_changes, build_run::run_changes_become_a_layer_with_whiteouts_and_rebuild_is_cached (forging user.overlay.* through the mount: not tested) |
+//! | L2 whiteout / opaque conversion, forged overlay xattrs | sandbox_security::run_cannot_forge_overlay_xattrs_into_the_layer, build_run_sandbox::deleting_and_recreating_a_directory_gives_whiteout_opaque_and_new_file, ::run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones, sandbox_unpack::unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones, sandbox_run::created_modified_and_deleted_files_show_up_as_layer_changes |
+//! | xattrs (`security.capability`, `user.*`) in RUN layers and snapshots | build_run_sandbox::run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones, sandbox_unpack::unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones, src/sandbox/diff.rs::overlay_and_host_policy_xattrs_are_not_kept |
 //! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run |
 //! | L4 hardlinks in produced layers | build_run_sandbox::hardlinks_in_a_run_become_tar_hardlinks_deterministically |
 //! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
@@ -51,6 +52,8 @@ use std::net::TcpListener;
 
 use kiln::sandbox::{self, MountSpec, NetworkMode};
 use sandbox_support::{run, sh, skipped, spec};
+
+use kiln::sandbox::{upper_changes, ChangeKind};
 
 /// The lines of /proc/self/status inside a RUN, as a map.
 fn status_fields(ran: &sandbox_support::Ran) -> std::collections::HashMap<String, String> {
@@ -821,4 +824,61 @@ fn user_names_come_from_the_image_passwd_file() {
     s.user = "kilnimageuser".into();
     let ran = run(s, dir);
     assert_eq!(ran.output.trim(), "4242 4343 4343 5555");
+}
+
+/// Sets overlay xattrs (both namespaces) on directories and on an empty file from inside a RUN,
+/// in overlay and in copy mode, and returns the run's changes and what a later RUN sees.
+fn forge_overlay_xattrs(
+    force_copy: bool,
+    setx: &std::path::Path,
+) -> (Vec<sandbox::Change>, String) {
+    let script = "touch /data/fake-wh; mkdir /fresh; touch /fresh/f; \
+                  for d in /data /data/sub /fresh; do for n in user trusted; do \
+                  setx $d $n.overlay.opaque y; done; done; \
+                  for n in user trusted; do setx /data/fake-wh $n.overlay.whiteout ''; done; \
+                  setx /data/keep user.overlay.redirect /etc; echo end";
+    let (mut s, dir) = spec(script);
+    s.lower_dirs.insert(0, setx.to_path_buf());
+    s.force_copy = force_copy;
+    let lowers = s.lower_dirs.clone();
+    let ran = run(s, dir);
+    assert!(ran.output.contains("end"), "{}", ran.output);
+    let changes = upper_changes(&ran.upper(), &lowers).unwrap();
+    // A later RUN on top of this one's layer must still see everything below /data.
+    let (mut next, next_dir) = spec("ls /data /data/sub; cat /data/keep");
+    next.lower_dirs.insert(0, ran.upper());
+    let seen = run(next, next_dir).output;
+    (changes, format!("{}\n--- next RUN:\n{seen}", ran.output))
+}
+
+#[test]
+fn run_cannot_forge_overlay_xattrs_into_the_layer() {
+    if skipped("run_cannot_forge_overlay_xattrs_into_the_layer") {
+        return;
+    }
+    let Some(setx) = sandbox_support::setx_layer() else {
+        eprintln!("skipped: run_cannot_forge_overlay_xattrs_into_the_layer: rustc cannot build the static setx helper");
+        return;
+    };
+    for force_copy in [false, true] {
+        let (changes, output) = forge_overlay_xattrs(force_copy, setx);
+        let forged: Vec<_> = changes
+            .iter()
+            .filter(|c| matches!(c.kind, ChangeKind::Opaque | ChangeKind::Whiteout))
+            .collect();
+        assert!(forged.is_empty(), "copy={force_copy}: {forged:?}\n{output}");
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.path == "data/fake-wh" && c.kind == ChangeKind::Added),
+            "copy={force_copy}: {changes:?}"
+        );
+        let next = output.split("--- next RUN:").nth(1).unwrap_or_default();
+        for name in ["keep", "sub", "old", "fake-wh"] {
+            assert!(
+                next.contains(name),
+                "copy={force_copy}: {name} hidden\n{output}"
+            );
+        }
+    }
 }

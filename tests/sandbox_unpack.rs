@@ -362,3 +362,62 @@ fn unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside() {
         assert_eq!(std::fs::read(fx.snap().join("after")).unwrap(), b"after");
     }
 }
+
+/// `cap_net_bind_service+ep` as a v2 `security.capability` value.
+const CAP_NET_BIND_SERVICE_EP: [u8; 20] = [
+    0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+#[test]
+fn unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones: setting security.capability needs root");
+        return;
+    }
+    let fx = Fixture::new();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.note", &b"dir"[..]),
+    ])
+    .unwrap();
+    entry(&mut b, "d/", tar::EntryType::Directory, "", b"");
+    b.append_pax_extensions([
+        (
+            "SCHILY.xattr.security.capability",
+            &CAP_NET_BIND_SERVICE_EP[..],
+        ),
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.note", &b"file"[..]),
+    ])
+    .unwrap();
+    file(&mut b, "d/ping", b"#!/bin/sh\n");
+    let tar = b.into_inner().unwrap();
+    unpack_layer(&tar[..], &fx.snap()).unwrap();
+    let dir = kiln::sandbox::layer_xattrs(&fx.snap().join("d")).unwrap();
+    assert_eq!(dir, vec![("user.note".to_string(), b"dir".to_vec())]);
+    let ping = kiln::sandbox::layer_xattrs(&fx.snap().join("d/ping")).unwrap();
+    assert_eq!(
+        ping,
+        vec![
+            (
+                "security.capability".to_string(),
+                CAP_NET_BIND_SERVICE_EP.to_vec()
+            ),
+            ("user.note".to_string(), b"file".to_vec()),
+        ]
+    );
+    // The overlay's own attributes never come from a layer: `d` is not opaque.
+    let listed = std::process::Command::new("getfattr")
+        .args(["-d", "-m", "-"])
+        .arg(fx.snap().join("d"))
+        .output();
+    match listed {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(!text.contains("overlay"), "{text}");
+            assert!(text.contains("user.note"), "{text}");
+        }
+        Err(_) => eprintln!("note: getfattr (apt attr) is absent; overlay xattr absence unchecked"),
+    }
+}

@@ -2548,6 +2548,9 @@ fn append_upper_entry(
         mtime: md.mtime(),
     };
     let kind = md.file_type();
+    if kind.is_dir() || kind.is_file() {
+        w.set_next_xattrs(sandbox::layer_xattrs(&full).map_err(read_error)?);
+    }
     if kind.is_dir() {
         w.append_dir(path, &meta)
     } else if kind.is_symlink() {

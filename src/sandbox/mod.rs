@@ -33,7 +33,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use diff::{upper_changes, Change, ChangeKind};
+pub use diff::{keeps_xattr, layer_xattrs, upper_changes, Change, ChangeKind};
 pub use init::DEFAULT_CAPS;
 pub use spawn::{cancel_all, cancelled, host_ids, run};
 pub use unpack::{unpack_layer, UnpackReport};
