@@ -18,6 +18,7 @@ use std::path::Path;
 
 use nix::libc;
 
+use super::guard::{guard, Limits};
 use super::inroot::{self, clean_components};
 use super::{sys, SandboxError};
 
@@ -101,8 +102,29 @@ fn remove_existing(parent: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
     }
 }
 
-/// Extracts the tar stream `reader` into `snapshot_dir` (which must exist).
+/// Extracts the tar stream `reader` into `snapshot_dir` (which must exist), with the budgets of
+/// [`Limits::from_env`]. See [`unpack_layer_limited`].
 pub fn unpack_layer<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport, SandboxError> {
+    unpack_layer_limited(reader, snapshot_dir, Limits::from_env())
+}
+
+/// Extracts the decompressed tar stream `reader` into `snapshot_dir` (which must exist) behind a
+/// [`guard`](super::guard): an ambiguous archive (catalogue A5) or one that runs out of a budget
+/// (A8) stops the extraction with [`SandboxError::Guard`]. On any error the snapshot dir holds a
+/// partial tree: the caller removes it (the executor unpacks into a temporary directory).
+pub fn unpack_layer_limited<R: Read>(
+    reader: R,
+    snapshot_dir: &Path,
+    limits: Limits,
+) -> Result<UnpackReport, SandboxError> {
+    let (guarded, verdict) = guard(reader, limits);
+    unpack_stream(guarded, snapshot_dir).map_err(|e| match verdict.take() {
+        Some(stopped) => SandboxError::Guard(stopped),
+        None => e,
+    })
+}
+
+fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport, SandboxError> {
     let root =
         inroot::open_root(snapshot_dir).map_err(|e| SandboxError::io("open", snapshot_dir, e))?;
     let is_root = nix::unistd::geteuid().is_root();
