@@ -870,3 +870,52 @@ fn deleting_and_recreating_a_directory_gives_whiteout_opaque_and_new_file() {
     assert!(!out.join("etc/old").exists() && !out.join("data/old").exists());
     assert!(fs::symlink_metadata(out.join("bin/ls")).is_err());
 }
+
+/// Catalogue L3: a background process outliving the RUN's shell never reaches the layer, and
+/// the layer is the same every time.
+#[test]
+fn background_processes_never_change_the_run_layer() {
+    if skipped("background_processes_never_change_the_run_layer") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN (sleep 1; touch /late) & echo done > /out; exit 0\n",
+    );
+    let mut digests = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("SOURCE_DATE_EPOCH", "1000")
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "build",
+                "-q",
+                "--no-cache",
+            ])
+            .args(["-t", "late:1", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let top = layer_tars(&root, "late:1").pop().unwrap();
+        let names: Vec<String> = entries(&top).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, vec!["out".to_string()]);
+        digests.insert(sha256(&top));
+    }
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    // The last RUN's background process would have fired by now: no `late` in the store.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            assert_ne!(e.file_name(), "late", "{}", e.path().display());
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+}

@@ -38,7 +38,7 @@
 //! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
 //! | L2 whiteout / opaque conversion, forged overlay xattrs | sandbox_security::run_cannot_forge_overlay_xattrs_into_the_layer, build_run_sandbox::deleting_and_recreating_a_directory_gives_whiteout_opaque_and_new_file, ::run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones, sandbox_unpack::unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones, sandbox_run::created_modified_and_deleted_files_show_up_as_layer_changes |
 //! | xattrs (`security.capability`, `user.*`) in RUN layers and snapshots | build_run_sandbox::run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones, sandbox_unpack::unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones, src/sandbox/diff.rs::overlay_and_host_policy_xattrs_are_not_kept |
-//! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run |
+//! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run (the upper dir stays without /late), build_run_sandbox::background_processes_never_change_the_run_layer (20 --no-cache builds, one layer digest, only `out` in it) |
 //! | L4 hardlinks in produced layers | build_run_sandbox::hardlinks_in_a_run_become_tar_hardlinks_deterministically |
 //! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
 //! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run |
