@@ -11,7 +11,7 @@
 //! | S1 fd leak / cwd outside root | sandbox_security::workdir_through_proc_self_fd_cannot_reach_the_host, ::no_host_descriptor_is_inherited |
 //! | S2 builder binary overwrite | sandbox_security::run_cannot_see_or_rewrite_the_builder_binary, ::proc_shows_only_the_sandbox_processes |
 //! | S3 masks through image inodes | sandbox_security::symlinked_proc_or_dev_in_the_image_is_refused, ::masked_and_read_only_paths_are_mounts_over_proc_and_sys, ::dev_has_exactly_the_minimal_device_set |
-//! | S4 procfs write redirection | none: kiln writes only the host's /proc/<pid>/{uid,gid}_map, setgroups before the container runs any code, through no mount a RUN controls (gap: no openat2+fstatfs helper) |
+//! | S4 procfs write redirection | src/sandbox/procfs.rs::a_root_that_is_not_procfs_is_refused, ::symlinks_and_paths_leaving_the_root_are_refused, ::a_write_through_the_checked_root_reaches_procfs (the id-map writes go through it; gap: the root is the host's /proc checked by fstatfs, not a procfs instance kiln mounts; the parallel-stage symlink-swap race is not written) |
 //! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape; the 200-iteration race loop is not written) |
 //! | S6 policy on every start path | build_run_sandbox::host_network_and_insecure_security_need_entitlements, sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp |
 //! | S7 supplementary groups | sandbox_security::supplementary_groups_follow_buildkit |

@@ -25,6 +25,7 @@ mod diff;
 mod guard;
 mod init;
 mod inroot;
+mod procfs;
 mod seccomp;
 mod spawn;
 mod sys;
