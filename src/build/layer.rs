@@ -536,7 +536,11 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             pax.resize(pax.len() + padding, 0);
             self.push(&pax)?;
         }
-        let block = ustar_header(name, typeflag, meta, size, link);
+        // A size only the PAX record can hold leaves the ustar field 0 (as Go's archive/tar
+        // does): a clamped ustar size that disagrees with the PAX one is an ambiguous archive
+        // that kiln's own extraction refuses (catalogue A5).
+        let ustar_size = if size > MAX_OCTAL_11 { 0 } else { size };
+        let block = ustar_header(name, typeflag, meta, ustar_size, link);
         self.push(&block)
     }
 

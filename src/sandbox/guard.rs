@@ -122,8 +122,8 @@ impl Verdict {
     }
 }
 
-/// Puts a guard in front of `inner`.
-pub fn guard<R: Read>(inner: R, limits: Limits) -> (Guarded<R>, Verdict) {
+/// Puts a guard in front of the reader `inner` (or behind the writer `inner`).
+pub fn guard<R>(inner: R, limits: Limits) -> (Guarded<R>, Verdict) {
     let verdict = Verdict::default();
     let g = Guarded {
         inner,
@@ -195,7 +195,7 @@ fn padded(size: u64) -> u64 {
     size.div_ceil(512).saturating_mul(512)
 }
 
-impl<R: Read> Guarded<R> {
+impl<R> Guarded<R> {
     fn fail(&self, err: GuardError) -> io::Error {
         if let Ok(mut v) = self.verdict.0.lock() {
             *v = Some(err.clone());
@@ -340,6 +340,29 @@ impl<R: Read> Guarded<R> {
             }
         }
         Ok(())
+    }
+}
+
+impl<R> Guarded<R> {
+    /// The wrapped reader or writer.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+/// The write side, for a decompressor that pushes its output (as `kiln load` does while it
+/// hashes a gzip layer).
+impl<W: io::Write> io::Write for Guarded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Err(err) = self.follow(&buf[..n]) {
+            return Err(self.fail(err));
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -1,6 +1,7 @@
-//! `ADD` of a local archive goes through the same guard as layer extraction (catalogue A5, A8):
-//! a decompression bomb stops at the byte budget with an error naming the variable that raises
-//! it, and an archive that tar readers would read differently is refused.
+//! `ADD` of a local archive and `kiln load` go through the same guard as layer extraction
+//! (catalogue A5, A8): a decompression bomb stops at the byte budget with an error naming the
+//! variable that raises it, and an archive that tar readers would read differently is refused.
+//! (Extraction into snapshots: tests/sandbox_unpack.rs.)
 
 mod image_support;
 
@@ -47,15 +48,54 @@ fn build_add(dir: &Path, archive: &[u8], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn add_of_a_gzip_bomb_stops_at_the_byte_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    // About 10 MB of gzip (an 8 GiB file of zeros), made here and never stored in the repo.
+/// About 10 MB of gzip (a tar with an 8 GiB file of zeros), made here and never stored in the
+/// repo: one 8 MiB-of-zeros member repeated.
+fn bomb() -> Vec<u8> {
     let mut bomb = gz(&raw_header("zeros", b'0', (8 << 30) - 1));
     let zeros = gz(&vec![0u8; 8 << 20]);
     while bomb.len() < 10_000_000 {
         bomb.extend_from_slice(&zeros);
     }
+    bomb
+}
+
+#[test]
+fn load_of_a_gzip_bomb_layer_stops_at_the_byte_budget_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = bomb();
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+    let manifest = br#"[{"Config":"config.json","RepoTags":["bomb:1"],"Layers":["l/layer.tar"]}]"#;
+    let archive = image_support::raw_archive(&[
+        ("l/layer.tar", layer),
+        ("config.json", config.to_vec()),
+        ("manifest.json", manifest.to_vec()),
+    ]);
+    let path = dir.path().join("bomb.tar");
+    fs::write(&path, archive).unwrap();
+    let root = dir.path().join("store");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env("KILN_LAYER_MAX_BYTES", "16777216")
+        .arg("--root")
+        .arg(&root)
+        .args(["load", "-i"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("per-layer budget of 16777216 decompressed bytes")
+            && err.contains("KILN_LAYER_MAX_BYTES"),
+        "{err}"
+    );
+    let blobs = image_support::blob_names(&root);
+    assert!(blobs.is_empty(), "{blobs:?}");
+}
+
+#[test]
+fn add_of_a_gzip_bomb_stops_at_the_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = bomb();
     let out = build_add(dir.path(), &bomb, &[("KILN_LAYER_MAX_BYTES", "16777216")]);
     assert!(!out.status.success());
     let err = stderr(&out);
