@@ -32,7 +32,7 @@
 //! | A6 whiteout escapes | sandbox_unpack::unpack_rejects_whiteouts_that_name_no_file, ::unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run |
 //! | A7 device nodes | sandbox_unpack::unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices |
 //! | A9 deep trees | sandbox_unpack::unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside |
-//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused (`kiln load` of gzip layers is guarded too; gap: explain/scan does not use the guard yet) |
+//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused src/explain/scan.rs::a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it (one guard for unpack, ADD, `kiln load` of gzip layers, explain)  |
 //! | A8 decompression bomb | sandbox_unpack::unpack_stops_a_gzip_bomb_at_the_byte_budget, ::unpack_stops_an_archive_of_many_tiny_entries_at_the_entry_budget, layer_limits::add_of_a_gzip_bomb_stops_at_the_byte_budget, ::load_of_a_gzip_bomb_layer_stops_at_the_byte_budget_and_stores_nothing, src/sandbox/guard.rs::entry_budget_counts_entries_not_meta_headers (gap: the zstd window cap is set but untested; RSS is not measured) |
 //! | C5 ignored files via bind | build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
 //! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
