@@ -127,3 +127,44 @@ fn add_refuses_a_pax_header_followed_by_a_gnu_long_name() {
         "{err}"
     );
 }
+
+#[test]
+fn add_refuses_a_zstd_frame_that_asks_for_a_huge_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tar = raw_header("small", b'0', 0);
+    tar.extend(vec![0u8; 1024]);
+    // A zstd frame declaring a 2 GiB window (Window_Descriptor exponent 21: 2^(10+21)),
+    // holding the tar as one raw, last block.
+    let mut zst = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3];
+    let block = ((tar.len() as u32) << 3) | 1;
+    zst.extend_from_slice(&block.to_le_bytes()[..3]);
+    zst.extend_from_slice(&tar);
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("a.tar.zst"), &zst).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nADD a.tar.zst /x/\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(dir.path().join("store"))
+        .args(["build", "-q", "-t", "zst:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("a.tar.zst") && err.contains("too much memory"),
+        "{err}"
+    );
+    // The same frame with an 8 KiB window (exponent 3) is fine.
+    zst[5] = 3 << 3;
+    fs::write(ctx.join("a.tar.zst"), &zst).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(dir.path().join("store"))
+        .args(["build", "-q", "-t", "zst:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
