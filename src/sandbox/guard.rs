@@ -2,9 +2,10 @@
 //! stream block by block, refuses archives that different readers would see differently
 //! (catalogue A5) and stops decompression bombs (catalogue A8).
 //!
-//! Refused shapes: a PAX `size` that disagrees with a non-zero ustar size, and a PAX `x` header
+//! Refused shapes: a PAX `size` that disagrees with a non-zero ustar size, a PAX `x` header
 //! followed by another meta header (a GNU long name `L`/`K` or a second `x`): readers disagree on
-//! which entry such a header applies to. Budgets: decompressed bytes and entries per layer, and
+//! which entry such a header applies to; and non-zero bytes after the end-of-archive marker
+//! (seen when the caller drains the stream, as unpack and explain do). Budgets: decompressed bytes and entries per layer, and
 //! the same summed over every layer this process unpacks (one `kiln build`), each settable
 //! through an environment variable ([`Limits::from_env`]). The zstd window cap is the caller's
 //! decoder setting ([`ZSTD_WINDOW_LOG_MAX`]).
@@ -92,7 +93,7 @@ enum State {
     Header,
     /// Passing `left` bytes of entry data (and padding); `pax` collects a PAX header's body.
     Data { left: u64, pax: Option<Vec<u8>> },
-    /// After the end-of-archive marker: nothing is checked any more.
+    /// After the end-of-archive marker: only zero padding may follow.
     End,
 }
 
@@ -314,7 +315,14 @@ impl<R> Guarded<R> {
         self.count_bytes(buf.len() as u64)?;
         while !buf.is_empty() {
             match &mut self.state {
-                State::End => return Ok(()),
+                State::End => {
+                    // What follows the end-of-archive marker is padding; anything else is a
+                    // second archive some readers would go on to read.
+                    if buf.iter().any(|&b| b != 0) {
+                        return Err(ambiguous("data after the end-of-archive marker"));
+                    }
+                    return Ok(());
+                }
                 State::Header => {
                     let take = (512 - self.block.len()).min(buf.len());
                     self.block.extend_from_slice(&buf[..take]);

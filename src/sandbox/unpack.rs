@@ -324,6 +324,9 @@ fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport
         }
         report.entries += 1;
     }
+    // Read the padding and the rest of the stream, so the guard sees trailing data.
+    io::copy(&mut archive.into_inner(), &mut io::sink())
+        .map_err(|e| SandboxError::io("read the layer", snapshot_dir, e))?;
     // Directory mtimes last (creating children changed them), each re-resolved without
     // following a final symlink so a later entry cannot redirect it (catalogue A4).
     for (comps, mtime) in dir_times.iter().rev() {
