@@ -5,6 +5,7 @@
 //! its applet links).
 
 mod image_support;
+mod sandbox_support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -736,4 +737,185 @@ fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
     assert_eq!(read(&dest.join("n")).trim(), "1");
     assert!(dest.join("secret-was-readable-4").exists());
     assert!(read(&dest.join("ls")).contains("Dockerfile"));
+}
+
+/// `cap_net_bind_service+ep` as a v2 `security.capability` value, in hex for `setx`.
+const CAP_HEX: &str = "0100000200040000000000000000000000000000";
+
+/// Extended attributes as (name, value) pairs.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
+/// The `SCHILY.xattr.*` PAX records of each entry of a tar: path -> [(name, value)].
+fn xattr_records(tar: &[u8]) -> Vec<(String, Xattrs)> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut records = Vec::new();
+        if let Some(exts) = e.pax_extensions().unwrap() {
+            for ext in exts {
+                let ext = ext.unwrap();
+                if let Some(name) = ext.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                    records.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+        out.push((path, records));
+    }
+    out
+}
+
+#[test]
+fn run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones() {
+    let test =
+        "run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones";
+    if skipped(test) {
+        return;
+    }
+    let Some(setx) = sandbox_support::setx_layer() else {
+        eprintln!("skipped: {test}: rustc cannot build the static setx helper");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        &format!(
+            "FROM bb:1\nCOPY setx /bin/setx\n\
+             RUN echo x > /ping && mkdir /d && touch /d/f && setx /ping security.capability hex:{CAP_HEX} \
+             && setx /ping user.note file && setx /d user.note dir && setx /d user.overlay.opaque y \
+             && setx /d/f user.overlay.whiteout ''\n"
+        ),
+    );
+    fs::copy(setx.join("bin/setx"), ctx.join("setx")).unwrap();
+    let mut top_layers = Vec::new();
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("SOURCE_DATE_EPOCH", "1000")
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "build",
+                "-q",
+                "--no-cache",
+            ])
+            .args(["-t", "x:1", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        top_layers.push(layer_tars(&root, "x:1").pop().unwrap());
+    }
+    assert_eq!(sha256(&top_layers[0]), sha256(&top_layers[1]));
+    let records = xattr_records(&top_layers[0]);
+    let of = |p: &str| {
+        records
+            .iter()
+            .find(|(path, _)| path.trim_end_matches('/') == p)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("{p} missing: {records:?}"))
+    };
+    let cap: Vec<u8> = (0..CAP_HEX.len() / 2)
+        .map(|i| u8::from_str_radix(&CAP_HEX[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(
+        of("ping"),
+        vec![
+            ("security.capability".to_string(), cap),
+            ("user.note".to_string(), b"file".to_vec())
+        ]
+    );
+    assert_eq!(of("d"), vec![("user.note".to_string(), b"dir".to_vec())]);
+    assert_eq!(of("d/f"), vec![]);
+    let names: Vec<&str> = records.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(!names.iter().any(|p| p.contains(".wh.")), "{names:?}");
+    assert!(
+        !records
+            .iter()
+            .any(|(_, r)| r.iter().any(|(n, _)| n.contains("overlay"))),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn deleting_and_recreating_a_directory_gives_whiteout_opaque_and_new_file() {
+    if skipped("deleting_and_recreating_a_directory_gives_whiteout_opaque_and_new_file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    // The catalogue's L2 case. /etc holds the hosts and resolv.conf mount points during a RUN
+    // (as with BuildKit), so `rm -rf /etc` cannot remove the directory itself and its files
+    // become plain whiteouts; /data shows the opaque directory.
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN mkdir -p /etc /data && echo a > /etc/old && echo a > /data/old\n\
+         RUN rm /bin/ls; rm -rf /etc /data; mkdir -p /etc /data; touch /etc/x /data/x\n",
+    );
+    let (out, _) = build_out(&root, &ctx, &["-t", "wh:1"]);
+    let top = layer_tars(&root, "wh:1").pop().unwrap();
+    let names: Vec<String> = entries(&top).into_iter().map(|e| e.0).collect();
+    for expected in ["bin/.wh.ls", "data/.wh..wh..opq", "data/x", "etc/x"] {
+        assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "etc/.wh.old" || n == "etc/.wh..wh..opq"),
+        "{names:?}"
+    );
+    assert!(out.join("etc/x").is_file() && out.join("data/x").is_file());
+    assert!(!out.join("etc/old").exists() && !out.join("data/old").exists());
+    assert!(fs::symlink_metadata(out.join("bin/ls")).is_err());
+}
+
+/// Catalogue L3: a background process outliving the RUN's shell never reaches the layer, and
+/// the layer is the same every time.
+#[test]
+fn background_processes_never_change_the_run_layer() {
+    if skipped("background_processes_never_change_the_run_layer") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN (sleep 1; touch /late) & echo done > /out; exit 0\n",
+    );
+    let mut digests = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("SOURCE_DATE_EPOCH", "1000")
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "build",
+                "-q",
+                "--no-cache",
+            ])
+            .args(["-t", "late:1", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let top = layer_tars(&root, "late:1").pop().unwrap();
+        let names: Vec<String> = entries(&top).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, vec!["out".to_string()]);
+        digests.insert(sha256(&top));
+    }
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    // The last RUN's background process would have fired by now: no `late` in the store.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            assert_ne!(e.file_name(), "late", "{}", e.path().display());
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
 }

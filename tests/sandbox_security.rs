@@ -11,7 +11,7 @@
 //! | S1 fd leak / cwd outside root | sandbox_security::workdir_through_proc_self_fd_cannot_reach_the_host, ::no_host_descriptor_is_inherited |
 //! | S2 builder binary overwrite | sandbox_security::run_cannot_see_or_rewrite_the_builder_binary, ::proc_shows_only_the_sandbox_processes |
 //! | S3 masks through image inodes | sandbox_security::symlinked_proc_or_dev_in_the_image_is_refused, ::masked_and_read_only_paths_are_mounts_over_proc_and_sys, ::dev_has_exactly_the_minimal_device_set |
-//! | S4 procfs write redirection | none: kiln writes only the host's /proc/<pid>/{uid,gid}_map, setgroups before the container runs any code, through no mount a RUN controls (gap: no openat2+fstatfs helper) |
+//! | S4 procfs write redirection | src/sandbox/procfs.rs::a_root_that_is_not_procfs_is_refused, ::symlinks_and_paths_leaving_the_root_are_refused, ::a_write_through_the_checked_root_reaches_procfs (the id-map writes go through it; gap: the root is the host's /proc checked by fstatfs, not a procfs instance kiln mounts; the parallel-stage symlink-swap race is not written) |
 //! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape; the 200-iteration race loop is not written) |
 //! | S6 policy on every start path | build_run_sandbox::host_network_and_insecure_security_need_entitlements, sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp |
 //! | S7 supplementary groups | sandbox_security::supplementary_groups_follow_buildkit |
@@ -32,11 +32,13 @@
 //! | A6 whiteout escapes | sandbox_unpack::unpack_rejects_whiteouts_that_name_no_file, ::unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run |
 //! | A7 device nodes | sandbox_unpack::unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices |
 //! | A9 deep trees | sandbox_unpack::unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside |
-//! | A5, A8 | gap: no PAX/size-conflict rejection test, no decompression budgets |
+//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused, src/explain/scan.rs::a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it (one guard for unpack, ADD, `kiln load` of gzip layers and explain; it also refuses data after the end-of-archive marker where the stream is drained: unpack, explain; gap: duplicate paths are not refused, later entries win; no `cargo deny`/`cargo audit` in CI) |
+//! | A8 decompression bomb | sandbox_unpack::unpack_stops_a_gzip_bomb_at_the_byte_budget, ::unpack_stops_an_archive_of_many_tiny_entries_at_the_entry_budget, layer_limits::add_of_a_gzip_bomb_stops_at_the_byte_budget, ::load_of_a_gzip_bomb_layer_stops_at_the_byte_budget_and_stores_nothing, ::add_refuses_a_zstd_frame_that_asks_for_a_huge_window, src/sandbox/guard.rs::entry_budget_counts_entries_not_meta_headers (libzstd's own default is the same 2^27 window cap, so removing kiln's explicit cap does not fail the zstd test; gap: RSS is not measured; the per-build budget is per process) |
 //! | C5 ignored files via bind | build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
 //! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
-//! | L2 whiteout / opaque conversion | sandbox_run::created_modified_and_deleted_files_show_up_as_layer_changes, build_run::run_changes_become_a_layer_with_whiteouts_and_rebuild_is_cached (forging user.overlay.* through the mount: not tested) |
-//! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run |
+//! | L2 whiteout / opaque conversion, forged overlay xattrs | sandbox_security::run_cannot_forge_overlay_xattrs_into_the_layer, build_run_sandbox::deleting_and_recreating_a_directory_gives_whiteout_opaque_and_new_file, ::run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones, sandbox_unpack::unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones, sandbox_run::created_modified_and_deleted_files_show_up_as_layer_changes |
+//! | xattrs (`security.capability`, `user.*`) in RUN layers and snapshots | build_run_sandbox::run_layers_carry_capabilities_and_user_xattrs_deterministically_but_no_overlay_ones, sandbox_unpack::unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones, src/sandbox/diff.rs::overlay_and_host_policy_xattrs_are_not_kept |
+//! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run (the upper dir stays without /late), build_run_sandbox::background_processes_never_change_the_run_layer (20 --no-cache builds, one layer digest, only `out` in it) |
 //! | L4 hardlinks in produced layers | build_run_sandbox::hardlinks_in_a_run_become_tar_hardlinks_deterministically |
 //! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
 //! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run |
@@ -51,6 +53,8 @@ use std::net::TcpListener;
 
 use kiln::sandbox::{self, MountSpec, NetworkMode};
 use sandbox_support::{run, sh, skipped, spec};
+
+use kiln::sandbox::{upper_changes, ChangeKind};
 
 /// The lines of /proc/self/status inside a RUN, as a map.
 fn status_fields(ran: &sandbox_support::Ran) -> std::collections::HashMap<String, String> {
@@ -821,4 +825,61 @@ fn user_names_come_from_the_image_passwd_file() {
     s.user = "kilnimageuser".into();
     let ran = run(s, dir);
     assert_eq!(ran.output.trim(), "4242 4343 4343 5555");
+}
+
+/// Sets overlay xattrs (both namespaces) on directories and on an empty file from inside a RUN,
+/// in overlay and in copy mode, and returns the run's changes and what a later RUN sees.
+fn forge_overlay_xattrs(
+    force_copy: bool,
+    setx: &std::path::Path,
+) -> (Vec<sandbox::Change>, String) {
+    let script = "touch /data/fake-wh; mkdir /fresh; touch /fresh/f; \
+                  for d in /data /data/sub /fresh; do for n in user trusted; do \
+                  setx $d $n.overlay.opaque y; done; done; \
+                  for n in user trusted; do setx /data/fake-wh $n.overlay.whiteout ''; done; \
+                  setx /data/keep user.overlay.redirect /etc; echo end";
+    let (mut s, dir) = spec(script);
+    s.lower_dirs.insert(0, setx.to_path_buf());
+    s.force_copy = force_copy;
+    let lowers = s.lower_dirs.clone();
+    let ran = run(s, dir);
+    assert!(ran.output.contains("end"), "{}", ran.output);
+    let changes = upper_changes(&ran.upper(), &lowers).unwrap();
+    // A later RUN on top of this one's layer must still see everything below /data.
+    let (mut next, next_dir) = spec("ls /data /data/sub; cat /data/keep");
+    next.lower_dirs.insert(0, ran.upper());
+    let seen = run(next, next_dir).output;
+    (changes, format!("{}\n--- next RUN:\n{seen}", ran.output))
+}
+
+#[test]
+fn run_cannot_forge_overlay_xattrs_into_the_layer() {
+    if skipped("run_cannot_forge_overlay_xattrs_into_the_layer") {
+        return;
+    }
+    let Some(setx) = sandbox_support::setx_layer() else {
+        eprintln!("skipped: run_cannot_forge_overlay_xattrs_into_the_layer: rustc cannot build the static setx helper");
+        return;
+    };
+    for force_copy in [false, true] {
+        let (changes, output) = forge_overlay_xattrs(force_copy, setx);
+        let forged: Vec<_> = changes
+            .iter()
+            .filter(|c| matches!(c.kind, ChangeKind::Opaque | ChangeKind::Whiteout))
+            .collect();
+        assert!(forged.is_empty(), "copy={force_copy}: {forged:?}\n{output}");
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.path == "data/fake-wh" && c.kind == ChangeKind::Added),
+            "copy={force_copy}: {changes:?}"
+        );
+        let next = output.split("--- next RUN:").nth(1).unwrap_or_default();
+        for name in ["keep", "sub", "old", "fake-wh"] {
+            assert!(
+                next.contains(name),
+                "copy={force_copy}: {name} hidden\n{output}"
+            );
+        }
+    }
 }

@@ -362,3 +362,204 @@ fn unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside() {
         assert_eq!(std::fs::read(fx.snap().join("after")).unwrap(), b"after");
     }
 }
+
+/// `cap_net_bind_service+ep` as a v2 `security.capability` value.
+const CAP_NET_BIND_SERVICE_EP: [u8; 20] = [
+    0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+#[test]
+fn unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: unpack_applies_capabilities_and_user_xattrs_but_never_overlay_ones: setting security.capability needs root");
+        return;
+    }
+    let fx = Fixture::new();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.note", &b"dir"[..]),
+    ])
+    .unwrap();
+    entry(&mut b, "d/", tar::EntryType::Directory, "", b"");
+    b.append_pax_extensions([
+        (
+            "SCHILY.xattr.security.capability",
+            &CAP_NET_BIND_SERVICE_EP[..],
+        ),
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.note", &b"file"[..]),
+    ])
+    .unwrap();
+    file(&mut b, "d/ping", b"#!/bin/sh\n");
+    let tar = b.into_inner().unwrap();
+    unpack_layer(&tar[..], &fx.snap()).unwrap();
+    let dir = kiln::sandbox::layer_xattrs(&fx.snap().join("d")).unwrap();
+    assert_eq!(dir, vec![("user.note".to_string(), b"dir".to_vec())]);
+    let ping = kiln::sandbox::layer_xattrs(&fx.snap().join("d/ping")).unwrap();
+    assert_eq!(
+        ping,
+        vec![
+            (
+                "security.capability".to_string(),
+                CAP_NET_BIND_SERVICE_EP.to_vec()
+            ),
+            ("user.note".to_string(), b"file".to_vec()),
+        ]
+    );
+    // The overlay's own attributes never come from a layer: `d` is not opaque.
+    let listed = std::process::Command::new("getfattr")
+        .args(["-d", "-m", "-"])
+        .arg(fx.snap().join("d"))
+        .output();
+    match listed {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(!text.contains("overlay"), "{text}");
+            assert!(text.contains("user.note"), "{text}");
+        }
+        Err(_) => eprintln!("note: getfattr (apt attr) is absent; overlay xattr absence unchecked"),
+    }
+}
+
+/// A raw tar header block: `name`, type flag, and an octal `size` field.
+fn raw_header(name: &str, typeflag: u8, size: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = typeflag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
+
+/// A PAX `x` header with the given records, padded.
+fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in records {
+        let base = k.len() + v.len() + 3;
+        let mut len = base + 1;
+        while base + len.to_string().len() != len {
+            len += 1;
+        }
+        body.extend_from_slice(format!("{len} {k}={v}\n").as_bytes());
+    }
+    let mut out = raw_header("././@PaxHeader", b'x', body.len() as u64);
+    let padded = body.len().div_ceil(512) * 512;
+    body.resize(padded, 0);
+    out.extend(body);
+    out
+}
+
+fn data(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out.resize(bytes.len().div_ceil(512) * 512, 0);
+    out
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn unpack_stops_a_gzip_bomb_at_the_byte_budget() {
+    use std::io::Write as _;
+    // One 8 GiB file of zeros: a header member, then the same 8 MiB-of-zeros gzip member
+    // repeated to about 10 MB of gzip (about 10 GB decompressed), made here, never stored.
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let mut bomb = gz(&raw_header("zeros", b'0', (8 << 30) - 1));
+    let zeros = gz(&vec![0u8; 8 << 20]);
+    while bomb.len() < 10_000_000 {
+        bomb.extend_from_slice(&zeros);
+    }
+    let fx = Fixture::new();
+    let limits = kiln::sandbox::Limits {
+        layer_bytes: 32 * MIB,
+        ..kiln::sandbox::Limits::default()
+    };
+    let reader = flate2::read::MultiGzDecoder::new(&bomb[..]);
+    let err = kiln::sandbox::unpack_layer_limited(reader, &fx.snap(), limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SandboxError::Guard(kiln::sandbox::GuardError::Budget { .. })
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("per-layer budget of 33554432 decompressed bytes")
+            && text.contains("KILN_LAYER_MAX_BYTES"),
+        "{text}"
+    );
+    let written = std::fs::metadata(fx.snap().join("zeros")).map_or(0, |m| m.len());
+    assert!(written <= 32 * MIB, "{written}");
+}
+
+#[test]
+fn unpack_stops_an_archive_of_many_tiny_entries_at_the_entry_budget() {
+    let mut t = Vec::new();
+    for i in 0..2_000 {
+        t.extend(raw_header(&format!("f{i}"), b'0', 0));
+    }
+    t.extend(vec![0u8; 1024]);
+    let fx = Fixture::new();
+    let limits = kiln::sandbox::Limits {
+        layer_entries: 1_000,
+        ..kiln::sandbox::Limits::default()
+    };
+    let err = kiln::sandbox::unpack_layer_limited(&t[..], &fx.snap(), limits).unwrap_err();
+    assert!(err.to_string().contains("KILN_LAYER_MAX_ENTRIES"), "{err}");
+    let made = std::fs::read_dir(fx.snap()).unwrap().count();
+    assert!(made <= 1_000, "{made}");
+    let enough = kiln::sandbox::Limits {
+        layer_entries: 2_000,
+        ..kiln::sandbox::Limits::default()
+    };
+    let fx = Fixture::new();
+    kiln::sandbox::unpack_layer_limited(&t[..], &fx.snap(), enough).unwrap();
+    assert_eq!(std::fs::read_dir(fx.snap()).unwrap().count(), 2_000);
+}
+
+#[test]
+fn unpack_refuses_tar_archives_readers_would_disagree_on() {
+    // PAX size and ustar size disagree: one reader skips 2048 bytes, another 512.
+    let mut conflicting = pax(&[("size", "2048")]);
+    conflicting.extend(raw_header("a", b'0', 5));
+    conflicting.extend(data(&[b'x'; 2048]));
+    conflicting.extend(vec![0u8; 1024]);
+    // The advisories' shape: a PAX header, then a GNU long name, then two files.
+    let mut pax_then_long = pax(&[("size", "2048")]);
+    pax_then_long.extend(raw_header("././@LongLink", b'L', 7));
+    pax_then_long.extend(data(b"hidden\0"));
+    pax_then_long.extend(raw_header("outer", b'0', 0));
+    pax_then_long.extend(raw_header("inner", b'0', 3));
+    pax_then_long.extend(data(b"abc"));
+    pax_then_long.extend(vec![0u8; 1024]);
+    for (what, tar, reason) in [
+        (
+            "conflicting sizes",
+            conflicting,
+            "disagrees with the ustar size",
+        ),
+        (
+            "pax then L",
+            pax_then_long,
+            "PAX header followed by a GNU long name",
+        ),
+    ] {
+        let fx = Fixture::new();
+        let err = unpack_layer(&tar[..], &fx.snap()).unwrap_err();
+        assert!(
+            err.to_string().contains("ambiguous tar archive") && err.to_string().contains(reason),
+            "{what}: {err}"
+        );
+    }
+}

@@ -2548,6 +2548,9 @@ fn append_upper_entry(
         mtime: md.mtime(),
     };
     let kind = md.file_type();
+    if kind.is_dir() || kind.is_file() {
+        w.set_next_xattrs(sandbox::layer_xattrs(&full).map_err(read_error)?);
+    }
     if kind.is_dir() {
         w.append_dir(path, &meta)
     } else if kind.is_symlink() {
@@ -2749,9 +2752,26 @@ fn add_tar(
     let reader: Box<dyn std::io::Read> = match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
         [0x28, 0xb5, 0x2f, 0xfd] => {
-            Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err)?)
+            let mut decoder = zstd::stream::read::Decoder::new(file).map_err(io_err)?;
+            decoder
+                .window_log_max(sandbox::ZSTD_WINDOW_LOG_MAX)
+                .map_err(io_err)?;
+            Box::new(decoder)
         }
         _ => Box::new(file),
+    };
+    // Decompression budgets and refusal of ambiguous archives (catalogue A5, A8), as for
+    // layers: the members are read into memory below.
+    let (reader, verdict) = sandbox::guard(reader, sandbox::Limits::from_env());
+    let io_err = |source| match verdict.take() {
+        Some(stopped) => BuildError::Unsupported {
+            line,
+            message: format!("ADD {}: {stopped}", path.display()),
+        },
+        None => BuildError::Io {
+            path: path.to_owned(),
+            source,
+        },
     };
     let dest_dir = dest.trim_matches('/').to_owned();
     // Later members win, as when a tar is extracted in order.

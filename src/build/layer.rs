@@ -228,6 +228,8 @@ pub struct LayerWriter<W: Write + Send + 'static> {
     uncompressed: u64,
     summary: ChangeSummary,
     poisoned: bool,
+    /// Extended attributes for the next entry (`SCHILY.xattr.<name>` PAX records).
+    next_xattrs: Vec<(String, Vec<u8>)>,
 }
 
 impl<W: Write + Send + 'static> LayerWriter<W> {
@@ -249,7 +251,15 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             uncompressed: 0,
             summary: ChangeSummary::default(),
             poisoned: false,
+            next_xattrs: Vec::new(),
         }
+    }
+
+    /// Extended attributes (name, value) the next appended entry carries, as PAX
+    /// `SCHILY.xattr.<name>` records in name order (Docker's encoding).
+    pub fn set_next_xattrs(&mut self, mut xattrs: Vec<(String, Vec<u8>)>) {
+        xattrs.sort();
+        self.next_xattrs = xattrs;
     }
 
     /// Appends a regular file of exactly `size` bytes read from `reader`.
@@ -510,6 +520,9 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         if u64::from(meta.gid) > MAX_OCTAL_7 {
             pax_record(&mut pax, "gid", &meta.gid.to_string());
         }
+        for (xname, value) in std::mem::take(&mut self.next_xattrs) {
+            pax_record_bytes(&mut pax, &format!("SCHILY.xattr.{xname}"), &value);
+        }
         if !pax.is_empty() {
             let pax_meta = EntryMeta {
                 mode: 0o644,
@@ -523,7 +536,11 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             pax.resize(pax.len() + padding, 0);
             self.push(&pax)?;
         }
-        let block = ustar_header(name, typeflag, meta, size, link);
+        // A size only the PAX record can hold leaves the ustar field 0 (as Go's archive/tar
+        // does): a clamped ustar size that disagrees with the PAX one is an ambiguous archive
+        // that kiln's own extraction refuses (catalogue A5).
+        let ustar_size = if size > MAX_OCTAL_11 { 0 } else { size };
+        let block = ustar_header(name, typeflag, meta, ustar_size, link);
         self.push(&block)
     }
 
@@ -655,13 +672,20 @@ fn validate_path(path: &str) -> Result<(), LayerError> {
 
 /// One PAX record: `"<len> <key>=<value>\n"`, where `len` counts itself.
 fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
+    pax_record_bytes(out, key, value.as_bytes());
+}
+
+/// A PAX record with a binary value (xattr values such as `security.capability`).
+fn pax_record_bytes(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     let body = key.len() + value.len() + 3; // space, '=', newline
     let mut len = body + 1;
     while body + len.to_string().len() > len {
         len += 1;
     }
     let len = body + len.to_string().len();
-    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
 }
 
 fn octal(field: &mut [u8], value: u64) {

@@ -184,10 +184,17 @@ pub(crate) fn open_layer(store: &Store, layer: &Descriptor) -> Result<Box<dyn Re
     Ok(if media.contains("gzip") {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
     } else if media.contains("zstd") {
-        Box::new(
-            zstd::stream::read::Decoder::with_buffer(reader)
-                .map_err(|source| RootfsError::Read { digest, source })?,
-        )
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|source| {
+            RootfsError::Read {
+                digest: digest.clone(),
+                source,
+            }
+        })?;
+        // A frame may not demand a window above 128 MiB (catalogue A8).
+        decoder
+            .window_log_max(crate::sandbox::ZSTD_WINDOW_LOG_MAX)
+            .map_err(|source| RootfsError::Read { digest, source })?;
+        Box::new(decoder)
     } else {
         Box::new(reader)
     })

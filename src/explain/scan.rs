@@ -139,14 +139,21 @@ impl Stack {
         } else {
             Box::new(buffered)
         };
+        // The same guard as extraction, so explain sees the tree kiln would unpack or
+        // refuses the layer as extraction does (catalogue A5, A8).
+        let (guarded, verdict) = crate::sandbox::guard(stream, crate::sandbox::Limits::from_env());
+        let stopped = |e: io::Error| match verdict.take() {
+            Some(g) => io::Error::new(io::ErrorKind::InvalidData, g),
+            None => e,
+        };
         let mut counted = Counting {
-            inner: stream,
+            inner: guarded,
             count: 0,
         };
-        let entries = read_entries(&mut counted)?;
+        let entries = read_entries(&mut counted).map_err(stopped)?;
         // The end-of-archive blocks, padding, and the rest of the compressed stream: read
         // them so the uncompressed size is exact and the blob's digest is verified.
-        io::copy(&mut counted, &mut io::sink())?;
+        io::copy(&mut counted, &mut io::sink()).map_err(stopped)?;
         let mut scan = self.apply(entries);
         scan.uncompressed_size = counted.count;
         Ok(scan)
@@ -392,6 +399,31 @@ impl<R: Read> Read for Counting<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it() {
+        let block = |name: &str, flag: u8, size: u64| {
+            let mut h = tar::Header::new_ustar();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(tar::EntryType::new(flag));
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            h.as_bytes().to_vec()
+        };
+        let mut t = block("././@PaxHeader", b'x', 10);
+        let mut body = b"10 size=0\n".to_vec();
+        body.resize(512, 0);
+        t.extend(body);
+        t.extend(block("././@LongLink", b'L', 7));
+        let mut name = b"hidden\0".to_vec();
+        name.resize(512, 0);
+        t.extend(name);
+        t.extend(block("outer", b'0', 0));
+        t.extend(vec![0u8; 1024]);
+        let err = Stack::new().apply_reader(&t[..]).unwrap_err();
+        assert!(err.to_string().contains("GNU long name"), "{err}");
+    }
 
     fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());

@@ -286,15 +286,23 @@ impl Store {
             let n = read_up_to(&mut entry, &mut buf)
                 .map_err(|e| StoreError::io("read archive", path, e))?;
             let compression = Compression::sniff(&buf[..n]);
-            let mut gunzip = (compression == Compression::Gzip)
-                .then(|| flate2::write::MultiGzDecoder::new(Hasher::new()));
+            // The hashing decompressor runs behind the layer guard: budgets and ambiguous
+            // tar shapes stop the load (catalogue A5, A8).
+            let mut gunzip = (compression == Compression::Gzip).then(|| {
+                let (hasher, verdict) =
+                    crate::sandbox::guard(Hasher::new(), crate::sandbox::Limits::from_env());
+                (flate2::write::MultiGzDecoder::new(hasher), verdict)
+            });
             let mut chunk = n;
             while chunk > 0 {
                 writer
                     .write_all(&buf[..chunk])
                     .map_err(|e| StoreError::io("write a blob into", writer.temp_path(), e))?;
-                if let Some(decoder) = gunzip.as_mut() {
+                if let Some((decoder, verdict)) = gunzip.as_mut() {
                     if decoder.write_all(&buf[..chunk]).is_err() {
+                        if let Some(stopped) = verdict.take() {
+                            return Err(bad_archive(path, format!("layer {name:?}: {stopped}")));
+                        }
                         gunzip = None;
                     }
                 }
@@ -303,8 +311,8 @@ impl Store {
                     .map_err(|e| StoreError::io("read archive", path, e))?;
             }
             let diff_id = gunzip
-                .and_then(|decoder| decoder.finish().ok())
-                .map(|hasher| hasher.finish().0);
+                .and_then(|(decoder, _)| decoder.finish().ok())
+                .map(|guarded| guarded.into_inner().finish().0);
             let blob = writer.commit()?;
             let stored = Stored {
                 blob,

@@ -3,7 +3,9 @@
 //! directory before the run, and afterwards the tree is compared with the lowers and the
 //! differences are written into the upper dir in overlay format (0/0 whiteouts or xwhiteouts),
 //! so [`super::upper_changes`] reads both modes the same way. Slower, same result, except that
-//! hardlinks are copied as separate files and extended attributes are not copied.
+//! hardlinks are copied as separate files. Extended attributes are copied when a layer would
+//! keep them ([`super::keeps_xattr`]), so a RUN cannot forge overlay metadata in the upper dir
+//! (catalogue L2).
 //!
 //! Both walks run in the builder while no sandboxed process is alive. Writes into the copy go
 //! through descriptors walked with `O_NOFOLLOW`, so a symlink from one lower can never redirect
@@ -44,9 +46,7 @@ fn is_opaque(path: &Path) -> bool {
     let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
-    [c"user.overlay.opaque", c"trusted.overlay.opaque"]
-        .iter()
-        .any(|n| matches!(sys::lgetxattr(&p, n), Ok(Some(v)) if v == b"y"))
+    matches!(sys::lgetxattr(&p, c"user.overlay.opaque"), Ok(Some(v)) if v == b"y")
 }
 
 fn lstat_path(path: &Path) -> io::Result<libc::stat> {
@@ -124,6 +124,34 @@ fn copy_entry(src: &Path, st: &libc::stat, dir: BorrowedFd<'_>, name: &CString) 
     }
     if kind(st) != libc::S_IFDIR {
         set_metadata(dir, name, st)?;
+    }
+    if matches!(kind(st), libc::S_IFREG | libc::S_IFDIR) {
+        copy_xattrs(src, dir, name)?;
+    }
+    Ok(())
+}
+
+/// Copies the extended attributes a layer keeps from `src` onto `name` in `dir` (after the
+/// chown, which would clear file capabilities). Best effort, like the rest of copy mode: an
+/// attribute the filesystem or the caller's privileges refuse is left out.
+fn copy_xattrs(src: &Path, dir: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
+    let Ok(p) = CString::new(src.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    let names = sys::llistxattr(&p)?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let Ok(fd) = sys::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0) else {
+        return Ok(());
+    };
+    for xname in names {
+        if !xname.to_str().is_ok_and(super::keeps_xattr) {
+            continue;
+        }
+        if let Ok(Some(value)) = sys::lgetxattr(&p, &xname) {
+            let _ = sys::fsetxattr(fd.as_fd(), &xname, &value);
+        }
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! Reading a RUN's changes from the overlay upper directory: added and modified entries,
 //! overlay whiteouts (0/0 character devices, or `user.overlay.whiteout` files) as deletions and
-//! opaque directories (`trusted.`/`user.overlay.opaque`) as "replace everything below".
+//! opaque directories (`user.overlay.opaque`) as "replace everything below". Only the `user.`
+//! overlay namespace is read: kiln always mounts with `userxattr`, where overlayfs owns that
+//! namespace and a RUN cannot set it (an attempt is stored escaped, as `user.overlay.overlay.*`);
+//! `trusted.overlay.*` in an upper dir would be someone else's (catalogue L2). [`layer_xattrs`]
+//! says which extended attributes a layer entry carries.
 //!
 //! Only the upper dir is walked, never the merged filesystem. Directories the overlay merely
 //! copied up (same mode, owner and mtime as in the lower layers, not opaque) are not changes;
@@ -48,17 +52,66 @@ fn is_whiteout(st: &libc::stat, path: &Path) -> bool {
     // Kernel 6.7+ "xwhiteouts", which unprivileged unpackers use instead of device nodes.
     kind == libc::S_IFREG
         && st.st_size == 0
-        && cpath(path).is_some_and(|p| {
-            matches!(sys::lgetxattr(&p, c"user.overlay.whiteout"), Ok(Some(_)))
-                || matches!(sys::lgetxattr(&p, c"trusted.overlay.whiteout"), Ok(Some(_)))
-        })
+        && cpath(path)
+            .is_some_and(|p| matches!(sys::lgetxattr(&p, c"user.overlay.whiteout"), Ok(Some(_))))
 }
 
 fn is_opaque(path: &Path) -> bool {
     let Some(p) = cpath(path) else { return false };
-    [c"user.overlay.opaque", c"trusted.overlay.opaque"]
-        .iter()
-        .any(|name| matches!(sys::lgetxattr(&p, name), Ok(Some(v)) if v == b"y"))
+    matches!(sys::lgetxattr(&p, c"user.overlay.opaque"), Ok(Some(v)) if v == b"y")
+}
+
+/// Whether a layer keeps the extended attribute `name`: file capabilities and `user.*`, as
+/// Docker keeps them, but never overlay metadata (`*.overlay.*`, catalogue L2) nor host policy
+/// labels (`security.selinux`, `trusted.*`, ACLs).
+pub fn keeps_xattr(name: &str) -> bool {
+    name == "security.capability"
+        || (name.starts_with("user.") && !name.starts_with("user.overlay."))
+}
+
+/// `struct vfs_cap_data` revisions: v3 adds the namespace root uid, which means nothing outside
+/// the build's user namespace, so layers get the v2 form (as a capability set by real root).
+const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+const VFS_CAP_REVISION_3: u32 = 0x0300_0000;
+const VFS_CAP_REVISION_MASK: u32 = 0xff00_0000;
+
+fn normalize_capability(value: Vec<u8>) -> Vec<u8> {
+    let Some(head) = value.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok()) else {
+        return value;
+    };
+    let magic = u32::from_le_bytes(head);
+    if magic & VFS_CAP_REVISION_MASK != VFS_CAP_REVISION_3 || value.len() != 24 {
+        return value;
+    }
+    let v2 = (magic & !VFS_CAP_REVISION_MASK) | VFS_CAP_REVISION_2;
+    let mut out = v2.to_le_bytes().to_vec();
+    out.extend_from_slice(&value[4..20]);
+    out
+}
+
+/// The extended attributes a layer entry for `path` carries ([`keeps_xattr`]), sorted by name,
+/// file capabilities in their v2 form; read without following a final symlink.
+pub fn layer_xattrs(path: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let p = cpath(path).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let names = sys::llistxattr(&p)?;
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(text) = name.to_str() else { continue };
+        if !keeps_xattr(text) {
+            continue;
+        }
+        let Some(value) = sys::lgetxattr(&p, &name)? else {
+            continue;
+        };
+        let value = if text == "security.capability" {
+            normalize_capability(value)
+        } else {
+            value
+        };
+        out.push((text.to_owned(), value));
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn cpath(path: &Path) -> Option<CString> {
@@ -184,4 +237,37 @@ pub fn upper_changes(
     }
     changes.sort();
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_and_host_policy_xattrs_are_not_kept() {
+        for name in [
+            "user.overlay.opaque",
+            "user.overlay.overlay.opaque",
+            "trusted.overlay.opaque",
+            "trusted.x",
+            "security.selinux",
+            "system.posix_acl_access",
+        ] {
+            assert!(!keeps_xattr(name), "{name}");
+        }
+        assert!(keeps_xattr("security.capability"));
+        assert!(keeps_xattr("user.comment"));
+    }
+
+    #[test]
+    fn v3_capabilities_lose_their_namespace_root() {
+        let mut v3 = (VFS_CAP_REVISION_3 | 1).to_le_bytes().to_vec();
+        v3.extend_from_slice(&[0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        v3.extend_from_slice(&1000u32.to_le_bytes());
+        let v2 = normalize_capability(v3.clone());
+        assert_eq!(v2.len(), 20);
+        assert_eq!(&v2[..4], &(VFS_CAP_REVISION_2 | 1).to_le_bytes());
+        assert_eq!(&v2[4..], &v3[4..20]);
+        assert_eq!(normalize_capability(v2.clone()), v2);
+    }
 }

@@ -22,8 +22,10 @@
 
 mod copyroot;
 mod diff;
+mod guard;
 mod init;
 mod inroot;
+mod procfs;
 mod seccomp;
 mod spawn;
 mod sys;
@@ -33,10 +35,11 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use diff::{upper_changes, Change, ChangeKind};
+pub use diff::{keeps_xattr, layer_xattrs, upper_changes, Change, ChangeKind};
+pub use guard::{guard, GuardError, Guarded, Limits, Verdict, ZSTD_WINDOW_LOG_MAX};
 pub use init::DEFAULT_CAPS;
 pub use spawn::{cancel_all, cancelled, host_ids, run};
-pub use unpack::{unpack_layer, UnpackReport};
+pub use unpack::{unpack_layer, unpack_layer_limited, UnpackReport};
 
 /// How the RUN's process reaches the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +234,9 @@ pub enum SandboxError {
     Seccomp(#[source] seccompiler::BackendError),
     #[error("failed to unpack layer entry {entry:?}: {reason}")]
     UnsafeEntry { entry: String, reason: &'static str },
+    /// A layer was ambiguous or ran out of a decompression budget.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
 }
 
 impl SandboxError {

@@ -397,8 +397,11 @@ impl IdMapping {
 
     fn write(&self, pid: Pid) -> Result<(), SandboxError> {
         let proc_file = |name: &str| PathBuf::from(format!("/proc/{pid}/{name}"));
+        // Through a checked procfs root, never a path a mount could redirect (catalogue S4).
+        let proc = super::procfs::ProcRoot::open(Path::new("/proc"))
+            .map_err(|e| SandboxError::io("open", "/proc", e))?;
         let write = |name: &str, content: String| {
-            std::fs::write(proc_file(name), content)
+            proc.write(&format!("{pid}/{name}"), content.as_bytes())
                 .map_err(|e| SandboxError::io("write the id map", proc_file(name), e))
         };
         match self {

@@ -50,17 +50,32 @@ pub fn openat(
 /// `openat2(2)` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: `path` is resolved as if `root`
 /// were `/`, so neither `..` nor an absolute symlink can leave it (the kernel re-anchors both).
 pub fn open_in_root(root: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat2(
+        root,
+        path,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// `openat2(2)` with the given `RESOLVE_*` flags (`O_CLOEXEC` always added).
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: libc::c_int,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let mut how: libc::open_how = {
         // SAFETY: `open_how` is a plain C struct of integers; all-zero is a valid value.
         unsafe { std::mem::zeroed() }
     };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     // SAFETY: the pointers refer to live, correctly sized values for the duration of the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
+            dir.as_raw_fd(),
             path.as_ptr(),
             &how as *const libc::open_how,
             std::mem::size_of::<libc::open_how>(),
@@ -179,25 +194,55 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()
 
 /// Reads an extended attribute of a path without following a final symlink; `None` when absent.
 pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; 256];
-    // SAFETY: NUL-terminated strings and a live buffer of the given length.
-    let rc = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-            _ => Err(err),
+    // xattr values are at most 64 KiB (XATTR_SIZE_MAX); start small, grow on ERANGE.
+    for len in [256usize, 65536] {
+        let mut buf = vec![0u8; len];
+        // SAFETY: NUL-terminated strings and a live buffer of the given length.
+        let rc = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
         };
+        if rc >= 0 {
+            buf.truncate(rc as usize);
+            return Ok(Some(buf));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) => continue,
+            _ => return Err(err),
+        }
     }
-    buf.truncate(rc as usize);
-    Ok(Some(buf))
+    Err(io::Error::from_raw_os_error(libc::ERANGE))
+}
+
+/// The names of a path's extended attributes, without following a final symlink (empty when
+/// the filesystem has none).
+pub fn llistxattr(path: &CStr) -> io::Result<Vec<CString>> {
+    for len in [1024usize, 65536] {
+        let mut buf = vec![0u8; len];
+        // SAFETY: NUL-terminated path and a live buffer of the given length.
+        let rc = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if rc >= 0 {
+            buf.truncate(rc as usize);
+            return Ok(buf
+                .split(|&b| b == 0)
+                .filter(|n| !n.is_empty())
+                .filter_map(|n| CString::new(n).ok())
+                .collect());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            Some(libc::ERANGE) => continue,
+            _ => return Err(err),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ERANGE))
 }
 
 /// `close_range(first, ~0, flags)`.

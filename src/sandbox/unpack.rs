@@ -8,8 +8,8 @@
 //! `openat2(RESOLVE_IN_ROOT)` so symlinks planted by earlier entries are re-anchored at the
 //! snapshot root, files are created with `O_EXCL | O_NOFOLLOW` after unlinking the old leaf,
 //! hardlinks are made with `linkat` from an in-root parent without following the target, and
-//! metadata calls never follow symlinks. Device nodes are skipped; overlay xattrs in the tar are
-//! dropped. Nothing is ever written outside `snapshot_dir`.
+//! metadata calls never follow symlinks. Device nodes are skipped; xattrs a layer may carry
+//! (file capabilities, `user.*`) are applied, overlay ones dropped. Nothing is ever written outside `snapshot_dir`.
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
@@ -18,6 +18,7 @@ use std::path::Path;
 
 use nix::libc;
 
+use super::guard::{guard, Limits};
 use super::inroot::{self, clean_components};
 use super::{sys, SandboxError};
 
@@ -48,6 +49,28 @@ fn entry_io(entry: &str, action: &'static str, source: io::Error) -> SandboxErro
 
 /// Removes whatever is at `name` in `parent` (an empty directory, a file, a link), without
 /// following it. Non-empty directories are emptied with an fd-relative walk.
+/// Sets the entry's `SCHILY.xattr.*` PAX records on `fd` (after the chown, which clears file
+/// capabilities), the ones a layer may carry ([`super::keeps_xattr`]): never overlay metadata
+/// (catalogue L2). Best effort: without the privilege for `security.capability` (rootless) the
+/// attribute is left out.
+fn apply_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>, fd: BorrowedFd<'_>) {
+    let Ok(Some(exts)) = entry.pax_extensions() else {
+        return;
+    };
+    for ext in exts.flatten() {
+        let Ok(key) = ext.key() else { continue };
+        let Some(xname) = key.strip_prefix("SCHILY.xattr.") else {
+            continue;
+        };
+        if !super::keeps_xattr(xname) {
+            continue;
+        }
+        if let Ok(cx) = sys::cstr(xname) {
+            let _ = sys::fsetxattr(fd, &cx, ext.value_bytes());
+        }
+    }
+}
+
 fn remove_existing(parent: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
     let st = match sys::lstatat(parent, name) {
         Ok(st) => st,
@@ -79,8 +102,29 @@ fn remove_existing(parent: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
     }
 }
 
-/// Extracts the tar stream `reader` into `snapshot_dir` (which must exist).
+/// Extracts the tar stream `reader` into `snapshot_dir` (which must exist), with the budgets of
+/// [`Limits::from_env`]. See [`unpack_layer_limited`].
 pub fn unpack_layer<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport, SandboxError> {
+    unpack_layer_limited(reader, snapshot_dir, Limits::from_env())
+}
+
+/// Extracts the decompressed tar stream `reader` into `snapshot_dir` (which must exist) behind a
+/// [`guard`](super::guard): an ambiguous archive (catalogue A5) or one that runs out of a budget
+/// (A8) stops the extraction with [`SandboxError::Guard`]. On any error the snapshot dir holds a
+/// partial tree: the caller removes it (the executor unpacks into a temporary directory).
+pub fn unpack_layer_limited<R: Read>(
+    reader: R,
+    snapshot_dir: &Path,
+    limits: Limits,
+) -> Result<UnpackReport, SandboxError> {
+    let (guarded, verdict) = guard(reader, limits);
+    unpack_stream(guarded, snapshot_dir).map_err(|e| match verdict.take() {
+        Some(stopped) => SandboxError::Guard(stopped),
+        None => e,
+    })
+}
+
+fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport, SandboxError> {
     let root =
         inroot::open_root(snapshot_dir).map_err(|e| SandboxError::io("open", snapshot_dir, e))?;
     let is_root = nix::unistd::geteuid().is_root();
@@ -163,6 +207,7 @@ pub fn unpack_layer<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackRep
                 .map_err(|e| entry_io(&raw, "open", e))?;
                 set_owner_mode(parent.as_fd(), &cname, dir.as_fd(), uid, gid, mode, is_root)
                     .map_err(|e| entry_io(&raw, "set metadata of", e))?;
+                apply_xattrs(&mut entry, dir.as_fd());
                 dir_times.push((comps.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -188,21 +233,7 @@ pub fn unpack_layer<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackRep
                     is_root,
                 )
                 .map_err(|e| entry_io(&raw, "set metadata of", e))?;
-                if let Ok(Some(exts)) = entry.pax_extensions() {
-                    for ext in exts.flatten() {
-                        let Ok(key) = ext.key() else { continue };
-                        let Some(xname) = key.strip_prefix("SCHILY.xattr.") else {
-                            continue;
-                        };
-                        // A layer must not forge overlay metadata (catalogue L2).
-                        if xname.contains("overlay.") {
-                            continue;
-                        }
-                        if let Ok(cx) = sys::cstr(xname) {
-                            let _ = sys::fsetxattr(file.as_fd(), &cx, ext.value_bytes());
-                        }
-                    }
-                }
+                apply_xattrs(&mut entry, file.as_fd());
                 sys::set_times_nofollow(parent.as_fd(), &cname, (mtime, 0))
                     .map_err(|e| entry_io(&raw, "set times of", e))?;
             }
@@ -293,6 +324,9 @@ pub fn unpack_layer<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackRep
         }
         report.entries += 1;
     }
+    // Read the padding and the rest of the stream, so the guard sees trailing data.
+    io::copy(&mut archive.into_inner(), &mut io::sink())
+        .map_err(|e| SandboxError::io("read the layer", snapshot_dir, e))?;
     // Directory mtimes last (creating children changed them), each re-resolved without
     // following a final symlink so a later entry cannot redirect it (catalogue A4).
     for (comps, mtime) in dir_times.iter().rev() {

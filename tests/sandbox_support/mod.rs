@@ -165,3 +165,66 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
+
+/// The source of `setx PATH NAME VALUE` (calls `lsetxattr`, prints `ok` or the error; a value
+/// `hex:<digits>` is decoded, for binary values such as `security.capability`): busybox
+/// has no setfattr, so the tests build this small static program to set xattrs inside a RUN.
+const SETX_SOURCE: &str = r#"
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+extern "C" {
+    fn lsetxattr(p: *const c_char, n: *const c_char, v: *const c_void, s: usize, f: c_int) -> c_int;
+}
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let p = CString::new(a[1].as_str()).unwrap();
+    let n = CString::new(a[2].as_str()).unwrap();
+    let v: Vec<u8> = match a[3].strip_prefix("hex:") {
+        Some(h) => (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect(),
+        None => a[3].as_bytes().to_vec(),
+    };
+    let r = unsafe { lsetxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+    if r == 0 {
+        println!("setx {} {}: ok", a[1], a[2]);
+    } else {
+        println!("setx {} {}: {}", a[1], a[2], std::io::Error::last_os_error());
+    }
+}
+"#;
+
+/// A lower dir holding `/bin/setx` (see [`SETX_SOURCE`]), built once per user with the `rustc`
+/// that builds the tests (under a temporary name, then renamed, as [`rootfs`]); `None` (the
+/// caller prints a skip line) when it cannot be built.
+pub fn setx_layer() -> Option<&'static Path> {
+    static LAYER: OnceLock<Option<PathBuf>> = OnceLock::new();
+    LAYER
+        .get_or_init(|| {
+            let euid = nix::unistd::geteuid().as_raw();
+            let base = std::env::temp_dir().join(format!("kiln-test-setx-v2-{euid}"));
+            if base.join("bin/setx").is_file() {
+                return Some(base);
+            }
+            let tmp = base.with_extension(format!("tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(tmp.join("bin")).ok()?;
+            let src = tmp.join("setx.rs");
+            std::fs::write(&src, SETX_SOURCE).ok()?;
+            let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+            let built = std::process::Command::new(rustc)
+                .args(["-O", "-C", "target-feature=+crt-static", "-o"])
+                .arg(tmp.join("bin/setx"))
+                .arg(&src)
+                .status()
+                .is_ok_and(|s| s.success());
+            let _ = std::fs::remove_file(&src);
+            if !built {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return None;
+            }
+            if std::fs::rename(&tmp, &base).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Some(base)
+        })
+        .as_deref()
+}
