@@ -907,12 +907,21 @@ impl Scratch {
         let template = tmp.join(format!("kiln-run-{}-XXXXXX", std::process::id()));
         let path = nix::unistd::mkdtemp(&template)
             .map_err(|e| SandboxError::io("create the scratch directory", &template, e.into()))?;
+        // The lock file appears under its final name only once it is locked: a sweep by
+        // another builder (or thread) never finds it unlocked and takes the directory for
+        // a dead builder's.
+        let new_lock = path.join("lock.new");
         let lock_path = path.join("lock");
-        let lock = File::create(&lock_path)
-            .map_err(|e| SandboxError::io("create", &lock_path, e))
+        let lock = File::create(&new_lock)
+            .map_err(|e| SandboxError::io("create", &new_lock, e))
             .and_then(|f| {
                 nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
-                    .map_err(|(_, e)| SandboxError::io("lock", &lock_path, e.into()))
+                    .map_err(|(_, e)| SandboxError::io("lock", &new_lock, e.into()))
+            })
+            .and_then(|lock| {
+                std::fs::rename(&new_lock, &lock_path)
+                    .map_err(|e| SandboxError::io("rename", &lock_path, e))?;
+                Ok(lock)
             });
         match lock {
             Ok(lock) => Ok(Scratch { path, _lock: lock }),
