@@ -126,6 +126,26 @@ fn rebuild_after_one_context_file_changed_names_the_file() {
 }
 
 #[test]
+fn unchanged_rebuild_shows_every_step_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = fixture(dir.path(), "multistage");
+    let root = dir.path().join("store");
+    kiln_ok(&root, &ctx, &["build", "-q", "."]);
+    kiln_ok(&root, &ctx, &["build", "-q", "."]);
+    let doc = json(&kiln_ok(&root, &ctx, &["explain", "--format", "json"]));
+    let steps = doc["steps"].as_array().unwrap();
+    let built: Vec<&Value> = steps
+        .iter()
+        .filter(|s| !s["instruction"].as_str().unwrap_or("").starts_with("FROM"))
+        .collect();
+    assert!(!built.is_empty());
+    for step in built {
+        assert_eq!(step["cached"], true, "{step}");
+        assert!(step["miss_reason"].is_null(), "{step}");
+    }
+}
+
+#[test]
 fn changed_build_arg_names_the_old_and_new_value() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = fixture(dir.path(), "buildarg");
