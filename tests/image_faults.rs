@@ -311,3 +311,66 @@ fn crashes_at_commit_points_leave_a_consistent_store() {
         assert!(kiln_ok(&root, &["fsck"]).contains(": ok"), "{point}");
     }
 }
+
+/// A build batches its flushes: a crash before its single sync leaves no cache record on
+/// disk (a record must never name a blob a power cut could lose), a store fsck finds
+/// clean, and a next build that makes the same layer and caches it.
+#[test]
+fn build_crash_before_its_sync_leaves_no_record_and_the_next_build_caches() {
+    let t = tempfile::tempdir().unwrap();
+    let context = t.path().join("ctx");
+    fs::create_dir_all(&context).unwrap();
+    fs::write(context.join("data.bin"), noise(7, 1 << 20)).unwrap();
+    fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY data.bin /data.bin\n",
+    )
+    .unwrap();
+    let root = t.path().join("store");
+    let ctx = context.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "-q", "-t", "localhost/crash:1", ctx])
+        .env("KILN_FAULT", "sync-before-blobs")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "kiln was expected to crash");
+    let records: Vec<String> = fs::read_dir(root.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    assert!(
+        records.is_empty(),
+        "records written before the sync: {records:?}"
+    );
+    assert!(!kiln_ok(&root, &["images"]).contains("crash"));
+    let fsck = kiln(&root, &["fsck"]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+
+    let first = kiln_ok(&root, &["build", "-q", "-t", "localhost/crash:1", ctx]);
+    let again = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "--progress=plain", "-t", "localhost/crash:1", ctx])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let log = format!(
+        "{}{}",
+        stderr(&again),
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert!(
+        log.contains("CACHED"),
+        "second build did not hit the cache:\n{log}"
+    );
+    assert!(log.contains(first.trim()), "digest changed:\n{log}");
+    assert!(kiln_ok(&root, &["images"]).contains("crash"));
+    assert!(kiln_ok(&root, &["fsck"]).contains(": ok"));
+}

@@ -571,6 +571,9 @@ pub fn build(
     events: Sender<Event>,
 ) -> Result<BuildOutput, BuildError> {
     let started = Instant::now();
+    // One round of fsyncs for the whole build (before index.json changes and at the
+    // end) instead of several per layer; see `Store::defer_sync`.
+    store.defer_sync();
     let graph = stage_graph(df, request)?;
     let Prepared {
         shared,
@@ -657,6 +660,7 @@ pub fn build(
         )?;
         store.put_advisory_record(&source_name, &json, &[])?;
     }
+    store.sync()?;
     Ok(BuildOutput {
         digest,
         steps: step_count,

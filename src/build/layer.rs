@@ -3,7 +3,8 @@
 //! A layer is produced in one pass: tar entries are framed on the caller's
 //! thread into fixed-size chunks; a worker thread hashes the uncompressed
 //! stream (the `diff_id`), compresses it when asked, hashes the compressed
-//! bytes (the `digest`) and writes them to the sink. Nothing is ever read
+//! bytes (the `digest`) and writes them to the sink (an uncompressed layer is
+//! written by one more thread, so hashing and writing overlap). Nothing is ever read
 //! twice, and reading files overlaps with hashing and compressing.
 //!
 //! Determinism: the caller appends entries in [`path_order`] (checked);
@@ -744,7 +745,7 @@ impl<W: Write> Write for HashingSink<W> {
     }
 }
 
-fn run_worker<W: Write>(
+fn run_worker<W: Write + Send>(
     sink: W,
     compression: Compression,
     rx: &Receiver<Vec<u8>>,
@@ -758,19 +759,39 @@ fn run_worker<W: Write>(
     };
     match compression {
         Compression::None => {
-            for chunk in rx {
-                diff.update(&chunk);
-                out.inner.write_all(&chunk).map_err(LayerError::Write)?;
-                out.written += chunk.len() as u64;
-                let _ = recycle.send(chunk);
-            }
-            out.flush().map_err(LayerError::Write)?;
+            // Hashing and writing each take about as long as the other (sha256 and the
+            // copy into the page cache): one more thread overlaps them.
+            let (to_writer, chunks) = mpsc::sync_channel::<Vec<u8>>(QUEUE_DEPTH);
+            let recycle_done = recycle.clone();
+            let HashingSink { inner, .. } = out;
+            let (sink, written) = std::thread::scope(|scope| {
+                let writer = scope.spawn(move || {
+                    let mut sink = inner;
+                    let mut written = 0u64;
+                    for chunk in chunks {
+                        sink.write_all(&chunk).map_err(LayerError::Write)?;
+                        written += chunk.len() as u64;
+                        let _ = recycle_done.send(chunk);
+                    }
+                    sink.flush().map_err(LayerError::Write)?;
+                    Ok::<_, LayerError>((sink, written))
+                });
+                for chunk in rx {
+                    diff.update(&chunk);
+                    // A closed channel means the writer failed: its error is returned below.
+                    if to_writer.send(chunk).is_err() {
+                        break;
+                    }
+                }
+                drop(to_writer);
+                writer.join().map_err(|_| LayerError::WorkerLost)?
+            })?;
             let diff_id: [u8; 32] = diff.finalize().into();
             Ok(WorkerResult {
-                sink: out.inner,
+                sink,
                 diff_id,
                 digest: diff_id,
-                size: out.written,
+                size: written,
             })
         }
         Compression::Gzip { level } => {
