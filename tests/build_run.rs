@@ -161,3 +161,57 @@ fn failing_run_names_the_line_and_exit_code() {
     assert!(err.contains("exited with code 1"), "{err}");
     assert!(err.contains("about to fail"), "{err}");
 }
+
+#[test]
+fn a_slow_step_stays_cached_when_the_build_is_killed_later() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "slow",
+        "FROM bb:1\nRUN sh -c 'sleep 2; echo slow > /slow'\nRUN sh -c 'sleep 60'\n",
+    );
+    // Build records wait for one sync at the end of a build, but a step
+    // that took seconds is made durable at once: kill -9 the build during
+    // the second RUN and the first is still a cache hit.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "build",
+            "--progress=plain",
+        ])
+        .arg(&ctx)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("sleep 60") {
+        let n = stderr_pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "build ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb:1\nRUN sh -c 'sleep 2; echo slow > /slow'\nRUN true\n",
+    )
+    .unwrap();
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        cached_steps(&out)
+            .iter()
+            .any(|name| name.contains("sleep 2")),
+        "the slow RUN was not cached: {}",
+        stderr(&out)
+    );
+}

@@ -305,6 +305,10 @@ impl StageState {
     }
 }
 
+/// A step that took at least this long is made durable at once (see
+/// [`Store::defer_sync`]).
+const SYNC_AFTER_SLOW_STEP: std::time::Duration = std::time::Duration::from_secs(2);
+
 struct Shared<'a> {
     store: &'a Store,
     request: &'a BuildRequest,
@@ -1210,6 +1214,12 @@ fn run_instruction(
                     id: step.id,
                     millis: millis(step.started),
                 });
+                // Records wait for one sync at the end of the build; after a
+                // slow step, sync now, so a kill -9 later in the build does
+                // not lose it (the flush is small next to the step's cost).
+                if step.started.elapsed() >= SYNC_AFTER_SLOW_STEP {
+                    shared.store.sync()?;
+                }
             }
         }
         Err(err) => shared.emit(Event::Failed {

@@ -151,6 +151,8 @@ impl Store {
             root,
             mode: LockMode::Shared,
             _lock: lock,
+            deferred: AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
         }))
     }
 
