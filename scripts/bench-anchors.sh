@@ -3,7 +3,7 @@
 # dockerd on a private socket) and buildah, on the scenarios of
 # ../shared/bench (S1-S5), in one run on the same machine, with hyperfine.
 #
-# usage: scripts/bench-anchors.sh [SCENARIO...]   (default: s1 s2 s3 s4 s5 run)
+# usage: scripts/bench-anchors.sh [SCENARIO...]   (default: s1 s2 s3 s3copy s4 s5 run)
 #   RUNS=N       hyperfine runs per command (default 5)
 #   COLD_RUNS=N  runs for the slow scenarios: S3, S4, S5 cold (default 3)
 #   TOOLS="kiln docker buildah"   which tools to run
@@ -31,7 +31,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(s1 s2 s3 s4 s5 run)
+((${#scenarios[@]})) || scenarios=(s1 s2 s3 s3copy s4 s5 run)
 runs=${RUNS:-5}
 cold_runs=${COLD_RUNS:-3}
 tools=${TOOLS:-"kiln docker buildah"}
@@ -97,6 +97,10 @@ ctx="${work}/ctx"
 mkdir -p "${ctx}"
 cp -r "${bench_dir}"/s1 "${bench_dir}"/s3 "${bench_dir}"/s4 "${bench_dir}"/s5 "${ctx}/"
 (cd "${ctx}/s3" && python3 gen-context.py >/dev/null)
+# The COPY-only variant of S3 (issue 4's targets): the same files, no RUN.
+mkdir -p "${ctx}/s3copy"
+cp -al "${ctx}/s3/files" "${ctx}/s3copy/files"
+grep -v '^RUN' "${ctx}/s3/Dockerfile" >"${ctx}/s3copy/Dockerfile"
 mkdir -p "${ctx}/run"
 printf 'ARG BASE=%s\nFROM ${BASE}\nRUN true\n' "${base}" >"${ctx}/run/Dockerfile"
 
@@ -134,6 +138,7 @@ compare() { # name runs prepare-suffix command-args...
 # hyperfine runs the same --prepare before every command; touching one file
 # in the S3 context gives every tool a "one file changed" rebuild.
 change_one="sh -c 'date +%s%N > ${ctx}/s3/files/changed.txt'"
+change_one_copy="sh -c 'date +%s%N > ${ctx}/s3copy/files/changed.txt'"
 
 for s in "${scenarios[@]}"; do
   case "${s}" in
@@ -143,6 +148,11 @@ for s in "${scenarios[@]}"; do
     compare s3-cold "${cold_runs}" "" s3 --no-cache
     compare s3-unchanged "${runs}" "" s3
     compare s3-one-file-changed "${cold_runs}" "${change_one}" s3
+    ;;
+  s3copy)
+    compare s3copy-cold "${cold_runs}" "" s3copy --no-cache
+    compare s3copy-unchanged "${runs}" "" s3copy
+    compare s3copy-one-file-changed "${cold_runs}" "${change_one_copy}" s3copy
     ;;
   s4) compare s4-cold "${cold_runs}" "" s4 --no-cache ;;
   s5) compare s5-cold "${cold_runs}" "" s5 --no-cache ;;
