@@ -14,7 +14,8 @@
 # Every tool gets the same busybox base, built by kiln from busybox-static and
 # loaded into docker and buildah from kiln's docker archive. All builds run
 # with networking off where the tool can (docker has no bridge here; buildah's
-# chroot isolation has no network namespace at all). Cold runs use --no-cache.
+# chroot isolation has no network namespace at all). Cold runs remove the
+# image and prune the build cache first; the empty-RUN figure uses --no-cache.
 # Needs root (dockerd, buildah) and ../shared/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -120,17 +121,30 @@ buildah_build() {
   echo "buildah build -q --layers --isolation chroot --build-arg BASE=${base} -t ${s} $* ${ctx}/${s}"
 }
 
-compare() { # name runs prepare-suffix command-args...
-  local name=$1 n=$2 prepare=$3
-  shift 3
-  local cmds=()
+# What "cold" means (../shared/bench/README.md): the built image removed and
+# the build cache pruned before every run, so nothing of an earlier run is
+# reused (kiln's prune also drops unpacked snapshots no image needs).
+cold_prepare() { # tool scenario
+  case "$1" in
+  kiln) echo "sh -c '${kiln} --root ${store} rmi $2 >/dev/null 2>&1; ${kiln} --root ${store} prune >/dev/null'" ;;
+  docker) echo "sh -c '${docker} rmi -f $2 >/dev/null 2>&1; ${docker} builder prune -af >/dev/null'" ;;
+  buildah) echo "sh -c 'buildah rmi -f $2 >/dev/null 2>&1; buildah rmi --prune >/dev/null 2>&1; true'" ;;
+  esac
+}
+
+compare() { # name runs prepare(""|cold|shell command) scenario [build args...]
+  local name=$1 n=$2 prepare=$3 scenario=$4
+  local cmds=() prep=()
   for tool in ${tools}; do
-    cmds+=(-n "${tool}" "$("${tool}_build" "$@")")
+    cmds+=(-n "${tool}" "$("${tool}_build" "${@:4}")")
+    case "${prepare}" in
+    "") ;;
+    cold) prep+=(--prepare "$(cold_prepare "${tool}" "${scenario}")") ;;
+    *) prep+=(--prepare "${prepare}") ;;
+    esac
   done
   echo "== ${name}"
   cut -d' ' -f1-3 /proc/loadavg >"${out}/${name}.load"
-  local prep=()
-  [[ -n "${prepare}" ]] && prep=(--prepare "${prepare}")
   hyperfine -N --warmup 1 --runs "${n}" "${prep[@]}" --export-markdown "${out}/${name}.md" \
     --export-json "${out}/${name}.json" "${cmds[@]}"
 }
@@ -142,20 +156,20 @@ change_one_copy="sh -c 'date +%s%N > ${ctx}/s3copy/files/changed.txt'"
 
 for s in "${scenarios[@]}"; do
   case "${s}" in
-  s1) compare s1-cold "${runs}" "" s1 --no-cache ;;
+  s1) compare s1-cold "${runs}" cold s1 ;;
   s2) compare s2-unchanged "$((runs * 2))" "" s1 ;;
   s3)
-    compare s3-cold "${cold_runs}" "" s3 --no-cache
+    compare s3-cold "${cold_runs}" cold s3
     compare s3-unchanged "${runs}" "" s3
     compare s3-one-file-changed "${cold_runs}" "${change_one}" s3
     ;;
   s3copy)
-    compare s3copy-cold "${cold_runs}" "" s3copy --no-cache
+    compare s3copy-cold "${cold_runs}" cold s3copy
     compare s3copy-unchanged "${runs}" "" s3copy
     compare s3copy-one-file-changed "${cold_runs}" "${change_one_copy}" s3copy
     ;;
-  s4) compare s4-cold "${cold_runs}" "" s4 --no-cache ;;
-  s5) compare s5-cold "${cold_runs}" "" s5 --no-cache ;;
+  s4) compare s4-cold "${cold_runs}" cold s4 ;;
+  s5) compare s5-cold "${cold_runs}" cold s5 ;;
   run) compare empty-run "$((runs * 2))" "" run --no-cache ;;
   *) echo "unknown scenario ${s}" >&2 ;;
   esac

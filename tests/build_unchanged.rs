@@ -78,3 +78,42 @@ fn an_unchanged_rebuild_replaces_no_file_in_the_store() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(inodes(&root).get("index.json"), before.get("index.json"));
 }
+
+#[test]
+fn prune_drops_layerless_steps_with_the_layers_below_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("a.txt"), "a").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY a.txt /a.txt\nLABEL x=y\n",
+    )
+    .unwrap();
+    let build = || {
+        let out = kiln(
+            &root,
+            &[
+                "build",
+                "--progress=plain",
+                "-t",
+                "app:1",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    build();
+    assert!(build().contains("(2 steps, 2 cached)"));
+    // Without the image, prune removes the COPY layer; the LABEL on top of
+    // it must not stay cached (its record sits on that layer).
+    let out = kiln(&root, &["rmi", "app:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kiln(&root, &["prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = fs::read_dir(root.join("cache")).unwrap().count();
+    assert_eq!(records, 0, "records left after prune");
+    assert!(build().contains("(2 steps, 0 cached)"));
+}

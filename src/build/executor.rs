@@ -655,14 +655,16 @@ pub fn build(
     };
     // Build records only inform `kiln explain`: they are written without
     // fsync, so an unchanged rebuild (every step a cache hit) costs no disk
-    // flush, yet still records that it hit.
+    // flush, yet still records that it hit. Both depend on the image: once
+    // it is pruned, so are they (and the layers they name stop holding
+    // snapshots).
     if let Ok(json) = serde_json::to_vec(&record) {
         store.put_advisory_record(
             &format!("build-{}", digest.hex()),
             &json,
             std::slice::from_ref(&digest),
         )?;
-        store.put_advisory_record(&source_name, &json, &[])?;
+        store.put_advisory_record(&source_name, &json, std::slice::from_ref(&digest))?;
     }
     store.sync()?;
     Ok(BuildOutput {
@@ -1692,6 +1694,21 @@ fn run_instruction_inner(
                 .iter()
                 .filter_map(|l| Digest::parse(&l.digest).ok())
                 .collect();
+            // A step without a layer of its own (metadata, or a RUN that
+            // changed nothing) is only meaningful on top of the layer below
+            // it: its record lives as long as that blob, so `kiln prune`
+            // drops it with the layers it sat on instead of keeping a cache
+            // hit for a chain that is gone.
+            let record_blobs: Vec<Digest> = if blobs.is_empty() {
+                state
+                    .layers
+                    .last()
+                    .and_then(|l| Digest::parse(l.descriptor.digest().as_ref()).ok())
+                    .into_iter()
+                    .collect()
+            } else {
+                blobs.clone()
+            };
             if let Some(files) = &new_files {
                 // Written before the step record: a step record always has its file list.
                 if let Ok(json) = serde_json::to_vec(files) {
@@ -1701,7 +1718,7 @@ fn run_instruction_inner(
                 }
             }
             if let Ok(json) = serde_json::to_vec(&record) {
-                shared.store.put_record(&name, &json, &blobs)?;
+                shared.store.put_record(&name, &json, &record_blobs)?;
             }
             (Some(record), false)
         }
