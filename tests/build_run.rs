@@ -7,13 +7,11 @@ mod image_support;
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use image_support::busybox::{context, store_with_busybox};
 use image_support::*;
 use serde_json::Value;
-
-const APPLETS: [&str; 6] = ["sh", "echo", "mkdir", "rm", "cat", "ls"];
 
 /// Why the RUN tests cannot run here, if they cannot.
 fn skip_reason() -> Option<&'static str> {
@@ -24,29 +22,6 @@ fn skip_reason() -> Option<&'static str> {
         return Some("/bin/busybox is absent (apt-get install busybox-static)");
     }
     None
-}
-
-/// A store holding `bb:1`: `FROM scratch` plus a busybox rootfs, built by kiln.
-fn store_with_busybox(dir: &Path) -> PathBuf {
-    let root = dir.join("store");
-    let ctx = dir.join("bb-ctx");
-    let bin = ctx.join("rootfs/bin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in APPLETS {
-        symlink("busybox", bin.join(applet)).unwrap();
-    }
-    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
-    let out = kiln(&root, &["build", "-t", "bb:1", ctx.to_str().unwrap()]);
-    assert!(out.status.success(), "base build failed: {}", stderr(&out));
-    root
-}
-
-fn context(dir: &Path, name: &str, dockerfile: &str) -> PathBuf {
-    let ctx = dir.join(name);
-    fs::create_dir_all(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-    ctx
 }
 
 fn build(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Output {

@@ -13,6 +13,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use image_support::busybox::{context, store_with_busybox};
 use image_support::*;
 
 fn skip_reason() -> Option<&'static str> {
@@ -33,33 +34,6 @@ fn skipped(test: &str) -> bool {
         }
         None => false,
     }
-}
-
-/// A store holding `bb:1`: `FROM scratch` plus busybox with every applet, built by kiln.
-fn store_with_busybox(dir: &Path) -> PathBuf {
-    let root = dir.join("store");
-    let ctx = dir.join("bb-ctx");
-    let bin = ctx.join("rootfs/bin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::create_dir_all(ctx.join("rootfs/tmp")).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            symlink("busybox", bin.join(applet)).unwrap();
-        }
-    }
-    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
-    let out = kiln(&root, &["build", "-q", "-t", "bb:1", ctx.to_str().unwrap()]);
-    assert!(out.status.success(), "base build failed: {}", stderr(&out));
-    root
-}
-
-fn context(dir: &Path, name: &str, dockerfile: &str) -> PathBuf {
-    let ctx = dir.join(name);
-    fs::create_dir_all(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-    ctx
 }
 
 fn build(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Output {

@@ -2,6 +2,7 @@
 //! make image archives offline (layer tars with the `tar` crate, docker and OCI archives).
 #![allow(dead_code)]
 
+pub mod busybox;
 pub mod docker;
 pub mod schema;
 
