@@ -71,9 +71,13 @@ impl FsckReport {
 }
 
 impl Store {
-    /// Every blob reachable from index.json. Fails (so prune deletes nothing) when a
+    /// Walks every index and manifest reachable from index.json, calling `visit` with each
+    /// manifest. Returns the digests of the indexes and manifests seen. Fails when a
     /// manifest or index on the way cannot be read.
-    fn reachable(&self) -> Result<BTreeSet<Digest>> {
+    fn walk_manifests(
+        &self,
+        mut visit: impl FnMut(&oci_spec::image::ImageManifest) -> Result<()>,
+    ) -> Result<BTreeSet<Digest>> {
         let mut seen = BTreeSet::new();
         let mut todo: Vec<(oci_spec::image::MediaType, Digest)> = self
             .entries()?
@@ -92,14 +96,25 @@ impl Store {
                 }
             } else if is_manifest_type(&media_type) {
                 let (manifest, _) = self.manifest(&digest)?;
-                let config = descriptor_digest(manifest.config(), "config descriptor")?;
-                seen.insert(config);
-                for layer in manifest.layers() {
-                    seen.insert(descriptor_digest(layer, "layer descriptor")?);
-                }
+                visit(&manifest)?;
             }
         }
         Ok(seen)
+    }
+
+    /// Every blob reachable from index.json. Fails (so prune deletes nothing) when a
+    /// manifest or index on the way cannot be read.
+    fn reachable(&self) -> Result<BTreeSet<Digest>> {
+        let mut blobs = BTreeSet::new();
+        let walked = self.walk_manifests(|manifest| {
+            blobs.insert(descriptor_digest(manifest.config(), "config descriptor")?);
+            for layer in manifest.layers() {
+                blobs.insert(descriptor_digest(layer, "layer descriptor")?);
+            }
+            Ok(())
+        })?;
+        blobs.extend(walked);
+        Ok(blobs)
     }
 
     /// Names of files in blobs/sha256 that are digests (others are left alone).
@@ -191,33 +206,16 @@ impl Store {
     /// (from its config's `rootfs.diff_ids`) and every `diff_id` a remaining cache record names.
     fn live_diff_ids(&self) -> Result<BTreeSet<String>> {
         let mut ids = BTreeSet::new();
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<(oci_spec::image::MediaType, Digest)> = self
-            .entries()?
-            .into_iter()
-            .map(|e| (e.descriptor.media_type().clone(), e.digest))
-            .collect();
-        while let Some((media_type, digest)) = todo.pop() {
-            if !seen.insert(digest.clone()) {
-                continue;
+        self.walk_manifests(|manifest| {
+            let config = descriptor_digest(manifest.config(), "config descriptor")?;
+            let bytes = self.read_blob(&config)?;
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::json(format!("config {config}"), e))?;
+            if let Some(list) = value["rootfs"]["diff_ids"].as_array() {
+                ids.extend(list.iter().filter_map(|d| d.as_str()).map(str::to_owned));
             }
-            if is_index_type(&media_type) {
-                let bytes = self.read_blob(&digest)?;
-                let index = parse_index(&bytes, &format!("index {digest}"))?;
-                for d in index.manifests() {
-                    todo.push((d.media_type().clone(), descriptor_digest(d, "index entry")?));
-                }
-            } else if is_manifest_type(&media_type) {
-                let (manifest, _) = self.manifest(&digest)?;
-                let config = descriptor_digest(manifest.config(), "config descriptor")?;
-                let bytes = self.read_blob(&config)?;
-                let value: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::json(format!("config {config}"), e))?;
-                if let Some(list) = value["rootfs"]["diff_ids"].as_array() {
-                    ids.extend(list.iter().filter_map(|d| d.as_str()).map(str::to_owned));
-                }
-            }
-        }
+            Ok(())
+        })?;
         for path in self.records()? {
             if let Ok(Some(record)) = read_record(&path) {
                 if let Ok(value) = serde_json::from_str(record.record.get()) {
