@@ -14,18 +14,7 @@ use image_support::*;
 use image_support::docker::Dockerd;
 
 fn busybox_base(dir: &Path) -> Option<PathBuf> {
-    let busybox = fs::read("/bin/busybox").ok()?;
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut file = tar::Header::new_ustar();
-    file.set_mode(0o755);
-    file.set_size(busybox.len() as u64);
-    builder
-        .append_data(&mut file, "bin/busybox", &busybox[..])
-        .unwrap();
-    let mut link = tar::Header::new_ustar();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    builder.append_link(&mut link, "bin/sh", "busybox").unwrap();
+    let builder = image_support::busybox::busybox_layer()?;
     let mut spec = Spec::new("kbase:1", vec![builder.into_inner().unwrap()]);
     spec.gzip = true;
     spec.cmd = "/bin/sh";

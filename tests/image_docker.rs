@@ -8,7 +8,6 @@ use std::io::Write as _;
 
 mod image_support;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use image_support::*;
@@ -16,18 +15,7 @@ use image_support::*;
 use image_support::docker::Dockerd;
 
 fn busybox_archive(dir: &Path) -> Option<PathBuf> {
-    let busybox = fs::read("/bin/busybox").ok()?;
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut file = tar::Header::new_ustar();
-    file.set_mode(0o755);
-    file.set_size(busybox.len() as u64);
-    builder
-        .append_data(&mut file, "bin/busybox", &busybox[..])
-        .unwrap();
-    let mut link = tar::Header::new_ustar();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    builder.append_link(&mut link, "bin/sh", "busybox").unwrap();
+    let mut builder = image_support::busybox::busybox_layer()?;
     let motd = b"hello from kiln\n";
     let mut file = tar::Header::new_ustar();
     file.set_mode(0o644);

@@ -36,3 +36,21 @@ pub fn context(dir: &Path, name: &str, dockerfile: &str) -> PathBuf {
     fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     ctx
 }
+
+/// A layer tar in the making with `/bin/busybox` (mode 0755) and `bin/sh -> busybox`,
+/// for tests that pack an image archive by hand; `None` without busybox-static.
+pub fn busybox_layer() -> Option<tar::Builder<Vec<u8>>> {
+    let busybox = fs::read("/bin/busybox").ok()?;
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut file = tar::Header::new_ustar();
+    file.set_mode(0o755);
+    file.set_size(busybox.len() as u64);
+    builder
+        .append_data(&mut file, "bin/busybox", &busybox[..])
+        .unwrap();
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    builder.append_link(&mut link, "bin/sh", "busybox").unwrap();
+    Some(builder)
+}
