@@ -503,7 +503,10 @@ fn prune_drops_cache_records_whose_blobs_go_unless_asked_to_keep_them() {
         store.put_record("k2", b"[]", &[]).unwrap();
     }
     let store = Store::open_exclusive(t.path()).unwrap();
-    let kept = store.prune(PruneOptions { keep_cache: true }).unwrap();
+    let kept = store.prune(PruneOptions {
+        keep_cache: true,
+        ..PruneOptions::default()
+    }).unwrap();
     assert_eq!((kept.blobs_removed, kept.records_removed), (0, 0));
     let report = store.prune(PruneOptions::default()).unwrap();
     assert_eq!((report.blobs_removed, report.records_removed), (1, 1));

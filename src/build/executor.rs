@@ -2287,13 +2287,14 @@ fn sandbox_error(line: usize, source: SandboxError) -> BuildError {
 /// The snapshot directory of every layer of `state`, bottom-most first.
 /// Each layer is unpacked once into `<store>/snapshots/<diff_id hex>/`
 /// (through a temporary directory renamed into place, so an interrupted
-/// unpack is never used) and reused by later RUNs and builds.
+/// unpack is never used) and reused by later RUNs and builds of the same
+/// boot; one made before a reboot may not have reached the disk whole and
+/// is unpacked again ([`crate::image::Store::snapshot_is_current`]).
 fn snapshots(
     shared: &Shared<'_>,
     state: &StageState,
     line: usize,
 ) -> Result<Vec<PathBuf>, BuildError> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let root = shared.store.root().join("snapshots");
     fs::create_dir_all(&root).map_err(|e| io_error(&root, e))?;
     if state.layers.is_empty() {
@@ -2302,48 +2303,69 @@ fn snapshots(
         fs::create_dir_all(&empty).map_err(|e| io_error(&empty, e))?;
         return Ok(vec![empty]);
     }
-    let tmp_root = shared.store.tmp_dir();
     let mut dirs = Vec::new();
     for layer in &state.layers {
-        let hex = layer
-            .diff_id
-            .strip_prefix("sha256:")
-            .unwrap_or(&layer.diff_id);
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(BuildError::Unsupported {
-                line,
-                message: format!("layer diff id {:?} is not a sha256 digest", layer.diff_id),
-            });
-        }
-        let dir = root.join(hex);
-        if !dir.is_dir() {
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let tmp = tmp_root.join(format!(".snapshot-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&tmp);
-            fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
-            let unpacked = rootfs::open_layer(shared.store, &layer.descriptor)
+        dirs.push(ensure_snapshot(shared, &layer.diff_id, line, |tmp| {
+            rootfs::open_layer(shared.store, &layer.descriptor)
                 .map_err(|source| BuildError::Rootfs {
                     line,
                     source: Box::new(source),
                 })
                 .and_then(|reader| {
-                    sandbox::unpack_layer(reader, &tmp).map_err(|e| sandbox_error(line, e))
-                });
-            if let Err(err) = unpacked {
-                let _ = fs::remove_dir_all(&tmp);
-                return Err(err);
-            }
-            if let Err(e) = fs::rename(&tmp, &dir) {
-                let _ = fs::remove_dir_all(&tmp);
-                // Another stage unpacked the same layer first.
-                if !dir.is_dir() {
-                    return Err(io_error(&dir, e));
-                }
-            }
-        }
-        dirs.push(dir);
+                    sandbox::unpack_layer(reader, tmp).map_err(|e| sandbox_error(line, e))
+                })
+                .map(drop)
+        })?);
     }
     Ok(dirs)
+}
+
+/// The snapshot of the layer `diff_id`: used as it is when it was made in
+/// this boot, otherwise (absent, or left by an earlier boot) made by `fill`
+/// in a temporary directory, marked, and renamed into place. A stale one is
+/// moved to the trash first. Two builds making the same snapshot at once
+/// both fill a temporary; the second rename fails and the first one's is used.
+fn ensure_snapshot(
+    shared: &Shared<'_>,
+    diff_id: &str,
+    line: usize,
+    fill: impl FnOnce(&std::path::Path) -> Result<(), BuildError>,
+) -> Result<PathBuf, BuildError> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let hex = diff_id.strip_prefix("sha256:").unwrap_or(diff_id);
+    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(BuildError::Unsupported {
+            line,
+            message: format!("layer diff id {diff_id:?} is not a sha256 digest"),
+        });
+    }
+    let store = shared.store;
+    let dir = store.snapshot_dir(hex);
+    if store.snapshot_is_current(hex) {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        store.move_to_trash(&dir)?;
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = store
+        .tmp_dir()
+        .join(format!(".snapshot-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+    let made = fill(&tmp).and_then(|()| Ok(store.mark_snapshot(hex)?));
+    if let Err(err) = made {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(err);
+    }
+    if let Err(e) = fs::rename(&tmp, &dir) {
+        let _ = fs::remove_dir_all(&tmp);
+        // Another stage or build made the same snapshot first.
+        if !dir.is_dir() {
+            return Err(io_error(&dir, e));
+        }
+    }
+    Ok(dir)
 }
 
 /// RUN: the command runs in the sandbox on the stage's snapshots; what it
@@ -2387,12 +2409,7 @@ fn run_step(
             shared.context.root(),
             &shared.request.secrets,
             &mut leases,
-            |layers, dest| {
-                rootfs::extract(shared.store, layers, dest).map_err(|source| BuildError::Rootfs {
-                    line,
-                    source: Box::new(source),
-                })
-            },
+            |layers| source_rootfs(shared, layers, line),
             |e| mount_error(line, e),
         )?;
         spec.mounts = prepared.mounts;

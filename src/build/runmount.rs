@@ -335,7 +335,9 @@ pub struct Prepared {
 }
 
 /// Creates, locks and resolves what the mounts need; returns the sandbox mounts and the env
-/// entries of `env=` secrets. `extract` unpacks layers into a directory (bind `from=`).
+/// entries of `env=` secrets. `source_dir` gives the directory holding the filesystem of a
+/// stage or image (bind `from=`): it is only ever mounted read-only or under a throw-away
+/// overlay, so one extraction can serve every RUN that binds it.
 ///
 /// # Errors
 /// A required secret that was not given, or a directory that cannot be made.
@@ -345,7 +347,7 @@ pub fn prepare<E>(
     context_root: &Path,
     secrets: &BTreeMap<String, SecretValue>,
     leases: &mut Leases,
-    mut extract: impl FnMut(&[oci_spec::image::Descriptor], &Path) -> Result<(), E>,
+    mut source_dir: impl FnMut(&[oci_spec::image::Descriptor]) -> Result<PathBuf, E>,
     wrap: impl Fn(MountError) -> E,
 ) -> Result<Prepared, E> {
     let mut specs = Vec::new();
@@ -361,17 +363,7 @@ pub fn prepare<E>(
                 let root = match from {
                     BindFrom::Context => context_root.to_path_buf(),
                     BindFrom::Dir(dir) => dir.clone(),
-                    BindFrom::Layers(layers) => {
-                        let dir = dirs.scratch.join(format!("from{i}"));
-                        fs::create_dir_all(&dir).map_err(|source| {
-                            wrap(MountError::Bind {
-                                path: dir.clone(),
-                                source,
-                            })
-                        })?;
-                        extract(layers, &dir)?;
-                        dir
-                    }
+                    BindFrom::Layers(layers) => source_dir(layers)?,
                 };
                 specs.push(MountSpec::Bind {
                     source: root,

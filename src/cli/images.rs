@@ -119,6 +119,10 @@ pub struct PruneArgs {
     /// Keep blobs that cache entries use (keeps the build cache warm).
     #[arg(long)]
     pub keep_cache: bool,
+    /// Delete the unpacked trees prune moves to the trash now, instead of on a prune 15
+    /// minutes or more later (deleting them just before a build slows its unpacking).
+    #[arg(long)]
+    pub empty_trash: bool,
 }
 
 /// Runs one image command against the store.
@@ -332,6 +336,7 @@ fn prune(root: &Path, args: &PruneArgs) -> Result<ExitCode, StoreError> {
     let store = open_exclusive(root)?;
     let report = store.prune(PruneOptions {
         keep_cache: args.keep_cache,
+        empty_trash: args.empty_trash,
     })?;
     println!(
         "Deleted {} blobs, {} cache entries and {} snapshots; reclaimed {}",
@@ -340,6 +345,15 @@ fn prune(root: &Path, args: &PruneArgs) -> Result<ExitCode, StoreError> {
         report.snapshots_removed,
         human_size(report.bytes_freed)
     );
+    if report.trash_emptied > 0 {
+        println!("Emptied {} trash entries", report.trash_emptied);
+    }
+    if report.trash_pending > 0 {
+        println!(
+            "{} trash entries wait for a later prune (or `kiln prune --empty-trash`)",
+            report.trash_pending
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,13 +17,30 @@ use rayon::prelude::*;
 use super::digest::{Digest, Hasher};
 use super::error::{Result, StoreError};
 use super::index::{is_index_type, is_manifest_type, parse_config_summary, parse_index};
-use super::store::{clean_dir, descriptor_digest, read_record, rename_durable, sync_dir, Store};
+use super::store::{
+    clean_dir, descriptor_digest, read_record, rename_durable, sync_dir, Store,
+    SNAPSHOT_MARKER_SUFFIX,
+};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PruneOptions {
     /// Treat blobs named by cache records as referenced (keeps the build cache).
     pub keep_cache: bool,
+    /// Delete everything in `trash/` now, including what this prune moves there, instead of
+    /// only the entries older than [`TRASH_DELAY`].
+    pub empty_trash: bool,
 }
+
+/// How long unpacked trees (snapshots, `COPY --from` sources) that prune moved to `trash/`
+/// wait there before a later prune deletes them.
+///
+/// Deleting thousands of files right before a build creates thousands more is what made a
+/// cold build slow: on ext4 without a journal, inode allocation skips inodes freed in the
+/// last 60 s (360 s while their inode table block is dirty) with a linear scan of the
+/// block group for every new file, so a snapshot unpacked just after prune deleted one
+/// paid ~0.5 ms per file (15 s for 20,000 files) instead of ~0.05 ms. Moving the tree
+/// aside is one rename; the deletion happens on a prune long after.
+pub const TRASH_DELAY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
@@ -31,8 +48,14 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     pub records_removed: usize,
     pub temp_removed: usize,
-    /// `snapshots/<diff_id>` directories (unpacked layers RUN uses) removed.
+    /// `snapshots/<diff_id>` directories (unpacked layers RUN uses) no longer used, moved
+    /// to `trash/`.
     pub snapshots_removed: usize,
+    /// Entries of `trash/` deleted (older than [`TRASH_DELAY`], or all with
+    /// [`PruneOptions::empty_trash`]).
+    pub trash_emptied: usize,
+    /// Entries left in `trash/` for a later prune.
+    pub trash_pending: usize,
 }
 
 /// One thing `fsck` found wrong, with the path (and digest) it concerns.
@@ -157,7 +180,13 @@ impl Store {
         // Extracted `COPY --from` sources are a cache: rebuilt on demand.
         let copy_from = self.copy_from_dir();
         if copy_from.is_dir() {
-            report.temp_removed += clean_dir(&copy_from)?;
+            for entry in
+                fs::read_dir(&copy_from).map_err(|e| StoreError::io("read directory", &copy_from, e))?
+            {
+                let entry = entry.map_err(|e| StoreError::io("read directory", &copy_from, e))?;
+                self.move_to_trash(&entry.path())?;
+                report.temp_removed += 1;
+            }
         }
         let mut keep = self.reachable()?;
         if options.keep_cache {
@@ -199,7 +228,49 @@ impl Store {
             }
         }
         report.snapshots_removed = self.prune_snapshots()?;
+        (report.trash_emptied, report.trash_pending) = self.empty_trash(options.empty_trash)?;
         Ok(report)
+    }
+
+    /// Deletes the entries of `trash/` that were put there more than [`TRASH_DELAY`] ago
+    /// (their name starts with the unix time of the move), or all of them with `all`.
+    /// Returns (deleted, left). Entries with other names (none are made) are deleted.
+    fn empty_trash(&self, all: bool) -> Result<(usize, usize)> {
+        let dir = self.trash_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(StoreError::io("read directory", &dir, e)),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (mut removed, mut left) = (0, 0);
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
+            let moved_at = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|secs| secs.parse::<u64>().ok());
+            let young = moved_at.is_some_and(|t| now.saturating_sub(t) < TRASH_DELAY.as_secs());
+            if young && !all {
+                left += 1;
+                continue;
+            }
+            let path = entry.path();
+            let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match result {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove from the trash", path, e)),
+            }
+        }
+        Ok((removed, left))
     }
 
     /// diff_ids of the layers still in use: those of every image reachable from index.json
@@ -226,9 +297,10 @@ impl Store {
         Ok(ids)
     }
 
-    /// Removes `snapshots/<hex>` directories whose `sha256:<hex>` is no live diff_id. Builds
-    /// hold the store lock shared while they use snapshots, and prune holds it exclusively, so
-    /// no snapshot is in use here. Other names (the `empty` lower dir) are left alone.
+    /// Moves `snapshots/<hex>` directories whose `sha256:<hex>` is no live diff_id to `trash/`
+    /// (with their `<hex>.made` marker). Builds hold the store lock shared while they use
+    /// snapshots, and prune holds it exclusively, so no snapshot is in use here. Other names
+    /// (the `empty` lower dir) are left alone; markers without a snapshot are removed.
     fn prune_snapshots(&self) -> Result<usize> {
         let dir = self.root().join("snapshots");
         let entries = match fs::read_dir(&dir) {
@@ -243,15 +315,28 @@ impl Store {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
+            if let Some(hex) = name.strip_suffix(SNAPSHOT_MARKER_SUFFIX) {
+                if Digest::from_hex(hex).is_ok() && !dir.join(hex).is_dir() {
+                    let path = entry.path();
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(StoreError::io("remove snapshot marker", path, e)),
+                    }
+                }
+                continue;
+            }
             if Digest::from_hex(&name).is_err() || live.contains(&format!("sha256:{name}")) {
                 continue;
             }
-            let path = entry.path();
-            match fs::remove_dir_all(&path) {
-                Ok(()) => removed += 1,
+            self.move_to_trash(&entry.path())?;
+            let marker = dir.join(format!("{name}{SNAPSHOT_MARKER_SUFFIX}"));
+            match fs::remove_file(&marker) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io("remove snapshot", path, e)),
+                Err(e) => return Err(StoreError::io("remove snapshot marker", marker, e)),
             }
+            removed += 1;
         }
         Ok(removed)
     }

@@ -10,6 +10,9 @@
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
 //! copy-from/<hex>         extracted `COPY --from` sources (a cache; prune empties it)
+//! snapshots/<hex>         unpacked layers (overlay lower dirs for RUN), by diff_id
+//! snapshots/<hex>.made    the boot a snapshot was made in (see [`Store::snapshot_is_current`])
+//! trash/<secs>-<pid>-<n>  unpacked trees prune dropped, deleted by a prune much later
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
 //! instant leaves either the old file or the new one (catalogue R1). A build batches the
@@ -244,6 +247,83 @@ impl Store {
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// Where prune puts unpacked trees it drops (see [`super::gc::TRASH_DELAY`]).
+    pub(crate) fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
+    /// Moves `path` (a directory or file inside the store) into `trash/` under a name that
+    /// starts with the current unix time; a later prune deletes it. Nothing is synced: an
+    /// entry the rename did not survive a crash for is still where prune finds it again.
+    pub(crate) fn move_to_trash(&self, path: &Path) -> Result<()> {
+        let trash = self.trash_dir();
+        fs::create_dir_all(&trash).map_err(|e| StoreError::io("create directory", &trash, e))?;
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let to = trash.join(format!("{secs}-{}-{n}", std::process::id()));
+        match fs::rename(path, &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("move to the trash", path, e)),
+        }
+    }
+
+    /// The snapshot directory of the layer whose uncompressed digest is `sha256:<hex>`.
+    #[must_use]
+    pub fn snapshot_dir(&self, hex: &str) -> PathBuf {
+        self.root.join("snapshots").join(hex)
+    }
+
+    /// Whether the snapshot `snapshots/<hex>` exists and can be trusted whole.
+    ///
+    /// Snapshots are never fsynced (they are a cache, and flushing 20,000 files costs more
+    /// than making them). Within one boot that is safe: a snapshot is unpacked into `tmp/`
+    /// and renamed into place only when complete, and the page cache is coherent, so a
+    /// killed build leaves either no snapshot or a whole one. A crash of the machine can
+    /// leave a renamed snapshot whose files never reached the disk, so every snapshot has a
+    /// marker, `snapshots/<hex>.made`, written (before the rename) with the kernel's boot id;
+    /// a snapshot whose marker names another boot, or that has none, is not used: the
+    /// caller moves it to the trash and unpacks the layer again.
+    ///
+    /// The directory is looked at before the marker: a snapshot that is renamed into place
+    /// after its marker was written is then never taken for a stale one.
+    #[must_use]
+    pub fn snapshot_is_current(&self, hex: &str) -> bool {
+        if !self.snapshot_dir(hex).is_dir() {
+            return false;
+        }
+        match (fs::read(self.snapshot_marker(hex)), current_boot_id()) {
+            (Ok(made_in), Some(boot)) => made_in == boot.as_bytes(),
+            _ => false,
+        }
+    }
+
+    /// Records that the snapshot for `hex` is being made in this boot; call it after the
+    /// tree is complete and before renaming it to [`Store::snapshot_dir`]. Without a boot
+    /// id (no procfs) nothing is recorded and snapshots are remade by every build.
+    pub fn mark_snapshot(&self, hex: &str) -> Result<()> {
+        let Some(boot) = current_boot_id() else {
+            return Ok(());
+        };
+        let marker = self.snapshot_marker(hex);
+        let (mut file, temp) = create_temp(&self.tmp_dir(), "marker")?;
+        let guard = RemoveOnDrop(Some(temp.clone()));
+        file.write_all(boot.as_bytes())
+            .map_err(|e| StoreError::io("write", &temp, e))?;
+        drop(file);
+        fs::rename(&temp, &marker).map_err(|e| StoreError::io("rename into place", &marker, e))?;
+        guard.disarm();
+        Ok(())
+    }
+
+    fn snapshot_marker(&self, hex: &str) -> PathBuf {
+        self.root
+            .join("snapshots")
+            .join(format!("{hex}{SNAPSHOT_MARKER_SUFFIX}"))
     }
 
     pub(crate) fn cache_dir(&self) -> PathBuf {
@@ -673,6 +753,22 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The file name suffix of a snapshot's marker (`snapshots/<hex>.made`).
+pub(crate) const SNAPSHOT_MARKER_SUFFIX: &str = ".made";
+
+/// The kernel's id for this boot (`/proc/sys/kernel/random/boot_id`), read once.
+fn current_boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|id| id.trim().to_owned())
+                .filter(|id| !id.is_empty())
+        })
+        .as_deref()
+}
 
 /// Creates a new file with a unique name in `dir` (O_EXCL, so never someone else's).
 pub(crate) fn create_temp(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
