@@ -148,6 +148,10 @@ pub enum Event {
         rootfs: String,
         /// How long the sandboxed run took (setup, command, teardown), without the layer.
         run_micros: u64,
+        /// Layers the RUN had to unpack into snapshots first (none when every
+        /// snapshot was there, e.g. made by the COPY before it), and how long that took.
+        unpacked: usize,
+        unpack_micros: u64,
     },
 }
 
@@ -297,6 +301,9 @@ struct StageState {
     /// Planning only: the first step whose key cannot be known without
     /// running it (`ADD <url>`); every key after it is unknown too.
     unknown_since: Option<usize>,
+    /// A RUN comes later in this stage, so a COPY layer written now will be
+    /// needed as a snapshot: the COPY unpacks it while it writes it.
+    run_follows: bool,
 }
 
 impl StageState {
@@ -980,8 +987,14 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
             )?;
         }
     }
-    for &i in &stage.instructions {
+    for (pos, &i) in stage.instructions.iter().enumerate() {
         let instruction = &shared.df.instructions[i];
+        state.run_follows = stage.instructions[pos + 1..].iter().any(|&later| {
+            matches!(
+                shared.df.instructions[later].kind,
+                crate::syntax::InstructionKind::Run(_)
+            )
+        });
         run_instruction(
             shared,
             index,
@@ -1074,6 +1087,7 @@ fn start_state(
                 paths: None,
                 changed_step: None,
                 unknown_since: None,
+                run_follows: false,
             })
         }
         Base::Stage(i) => {
@@ -1118,6 +1132,7 @@ fn start_state(
                 paths: None,
                 changed_step: None,
                 unknown_since: None,
+                run_follows: false,
             })
         }
     }
@@ -2225,6 +2240,11 @@ fn run_layer_job(
                     return add_tar(shared, state, line, &path, &dest, options);
                 }
             };
+            let tap = if state.run_follows && !shared.dry_run {
+                SnapshotTap::start(shared)
+            } else {
+                None
+            };
             let paths = path_set(shared, state, line)?;
             let top = plan
                 .entries()
@@ -2235,6 +2255,9 @@ fn run_layer_job(
                 parents.retain(|p| *p != first.dest);
             }
             let record = write_layer(shared, line, options, Some(paths), |w| {
+                if let Some(tap) = &tap {
+                    w.tap(tap.sender());
+                }
                 // Parents created for the destination stay 0755 whatever
                 // --chmod says; the copied entries get it.
                 let meta = dir_meta(owner.0, owner.1);
@@ -2243,6 +2266,9 @@ fn run_layer_job(
                 }
                 write_copy_layer(ctx, plan, w)
             })?;
+            if let Some(tap) = tap {
+                tap.finish(shared, &record.diff_id, line);
+            }
             if let Some((_, paths)) = state.paths.as_mut() {
                 for e in plan.entries() {
                     let kind = if e.kind == super::context::EntryKind::Dir {
@@ -2294,18 +2320,20 @@ fn snapshots(
     shared: &Shared<'_>,
     state: &StageState,
     line: usize,
-) -> Result<Vec<PathBuf>, BuildError> {
+) -> Result<(Vec<PathBuf>, usize), BuildError> {
     let root = shared.store.root().join("snapshots");
     fs::create_dir_all(&root).map_err(|e| io_error(&root, e))?;
     if state.layers.is_empty() {
         // overlayfs needs one lower dir; scratch has none.
         let empty = root.join("empty");
         fs::create_dir_all(&empty).map_err(|e| io_error(&empty, e))?;
-        return Ok(vec![empty]);
+        return Ok((vec![empty], 0));
     }
     let mut dirs = Vec::new();
+    let mut unpacked = 0;
     for layer in &state.layers {
         dirs.push(ensure_snapshot(shared, &layer.diff_id, line, |tmp| {
+            unpacked += 1;
             rootfs::open_layer(shared.store, &layer.descriptor)
                 .map_err(|source| BuildError::Rootfs {
                     line,
@@ -2317,7 +2345,7 @@ fn snapshots(
                 .map(drop)
         })?);
     }
-    Ok(dirs)
+    Ok((dirs, unpacked))
 }
 
 /// The snapshot of the layer `diff_id`: used as it is when it was made in
@@ -2368,6 +2396,120 @@ fn ensure_snapshot(
     Ok(dir)
 }
 
+/// A snapshot unpacked from a layer's uncompressed tar stream while the layer
+/// is written (a COPY followed by a RUN): the same [`sandbox::unpack_layer`]
+/// as a RUN would run on the finished blob, fed from memory instead of
+/// reading the blob back. Best effort: if anything fails the snapshot is
+/// dropped and the RUN unpacks the layer as usual. The tree is used only
+/// when the layer was finished, under the diff_id of exactly the bytes it
+/// was fed.
+struct SnapshotTap {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    tmp: PathBuf,
+    worker: Option<std::thread::JoinHandle<Result<sandbox::UnpackReport, SandboxError>>>,
+}
+
+/// Chunks of the tap's stream buffered between the layer writer and the
+/// unpacking thread (1 MiB each); the writer waits when they are all full.
+const TAP_QUEUE_DEPTH: usize = 16;
+
+impl SnapshotTap {
+    fn start(shared: &Shared<'_>) -> Option<Self> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = shared
+            .store
+            .tmp_dir()
+            .join(format!(".tap-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).ok()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(TAP_QUEUE_DEPTH);
+        let dest = tmp.clone();
+        let worker = std::thread::Builder::new()
+            .name("snapshot-tap".to_owned())
+            .spawn(move || sandbox::unpack_layer(ChunkReader::new(rx), &dest))
+            .ok()?;
+        Some(SnapshotTap {
+            tx,
+            tmp,
+            worker: Some(worker),
+        })
+    }
+
+    fn sender(&self) -> std::sync::mpsc::SyncSender<Vec<u8>> {
+        self.tx.clone()
+    }
+
+    /// The layer `diff_id` was written whole: the unpacked tree becomes its
+    /// snapshot (unless one is already there).
+    fn finish(mut self, shared: &Shared<'_>, diff_id: &str, line: usize) {
+        let unpacked = self.join();
+        if unpacked {
+            let tmp = self.tmp.clone();
+            // The tree is complete; ensure_snapshot only moves it into place.
+            let _ = ensure_snapshot(shared, diff_id, line, |dest| {
+                fs::remove_dir(dest).map_err(|e| io_error(dest, e))?;
+                fs::rename(&tmp, dest).map_err(|e| io_error(dest, e))
+            });
+        }
+    }
+
+    /// Waits for the unpacking thread; true when it read a whole tar stream.
+    fn join(&mut self) -> bool {
+        // Dropping our sender ends the stream for the thread once the layer
+        // writer has dropped its own.
+        let (done_tx, _) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.tx, done_tx));
+        self.worker
+            .take()
+            .and_then(|w| w.join().ok())
+            .is_some_and(|r| r.is_ok())
+    }
+}
+
+impl Drop for SnapshotTap {
+    fn drop(&mut self) {
+        self.join();
+        let _ = fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// Reads the chunks a [`SnapshotTap`] receives as one byte stream; the
+/// stream ends when every sender is gone.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// RUN: the command runs in the sandbox on the stage's snapshots; what it
 /// changed in the overlay's upper directory becomes the layer.
 fn run_step(
@@ -2376,7 +2518,9 @@ fn run_step(
     job: &RunJob,
     state: &mut StageState,
 ) -> Result<Option<LayerRecord>, BuildError> {
-    let mut lowers = snapshots(shared, state, line)?;
+    let unpack_started = Instant::now();
+    let (mut lowers, unpacked) = snapshots(shared, state, line)?;
+    let unpack_micros = u64::try_from(unpack_started.elapsed().as_micros()).unwrap_or(u64::MAX);
     lowers.reverse();
     let base = shared
         .store
@@ -2450,6 +2594,8 @@ fn run_step(
         }
         .to_owned(),
         run_micros: u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
+        unpacked,
+        unpack_micros,
     });
     if !partial.is_empty() {
         push_line(&partial, &mut tail);

@@ -231,6 +231,8 @@ pub struct LayerWriter<W: Write + Send + 'static> {
     poisoned: bool,
     /// Extended attributes for the next entry (`SCHILY.xattr.<name>` PAX records).
     next_xattrs: Vec<(String, Vec<u8>)>,
+    /// Where a copy of the uncompressed tar stream goes, if anywhere ([`Self::tap`]).
+    tap: Option<SyncSender<Vec<u8>>>,
 }
 
 impl<W: Write + Send + 'static> LayerWriter<W> {
@@ -253,7 +255,17 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             summary: ChangeSummary::default(),
             poisoned: false,
             next_xattrs: Vec::new(),
+            tap: None,
         }
+    }
+
+    /// Also sends every chunk of the uncompressed tar stream, as it is written, to `tap`
+    /// (a reader that unpacks it while the data is hot). The tap is best effort: once its
+    /// receiver hangs up it is no longer fed, and the layer is written all the same. The
+    /// sender is dropped when the layer is finished or abandoned, so the receiver sees the
+    /// end of the stream either way: only a successful [`Self::finish`] says it was whole.
+    pub fn tap(&mut self, tap: SyncSender<Vec<u8>>) {
+        self.tap = Some(tap);
     }
 
     /// Extended attributes (name, value) the next appended entry carries, as PAX
@@ -397,6 +409,7 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             self.send(last)?;
         }
         drop(self.tx.take());
+        drop(self.tap.take());
         let result = self.join_worker()?;
         let info = LayerInfo {
             diff_id: format!("sha256:{}", hex::encode(result.diff_id)),
@@ -625,6 +638,11 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
     }
 
     fn send(&mut self, chunk: Vec<u8>) -> Result<(), LayerError> {
+        if let Some(tap) = &self.tap {
+            if tap.send(chunk.clone()).is_err() {
+                self.tap = None;
+            }
+        }
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
         if sent {
             return Ok(());

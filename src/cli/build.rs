@@ -496,11 +496,22 @@ fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
                 network,
                 rootfs,
                 run_micros,
-            } => writeln!(
-                out,
-                "#{id} sandbox: network {network}, rootfs {rootfs}, ran {:.3}s",
-                *run_micros as f64 / 1e6
-            ),
+                unpacked,
+                unpack_micros,
+            } => {
+                if *unpacked > 0 {
+                    let _ = writeln!(
+                        out,
+                        "#{id} unpacked {unpacked} layer(s) into snapshots in {:.3}s",
+                        *unpack_micros as f64 / 1e6
+                    );
+                }
+                writeln!(
+                    out,
+                    "#{id} sandbox: network {network}, rootfs {rootfs}, ran {:.3}s",
+                    *run_micros as f64 / 1e6
+                )
+            }
         };
     }
 }
