@@ -503,10 +503,12 @@ fn prune_drops_cache_records_whose_blobs_go_unless_asked_to_keep_them() {
         store.put_record("k2", b"[]", &[]).unwrap();
     }
     let store = Store::open_exclusive(t.path()).unwrap();
-    let kept = store.prune(PruneOptions {
-        keep_cache: true,
-        ..PruneOptions::default()
-    }).unwrap();
+    let kept = store
+        .prune(PruneOptions {
+            keep_cache: true,
+            ..PruneOptions::default()
+        })
+        .unwrap();
     assert_eq!((kept.blobs_removed, kept.records_removed), (0, 0));
     let report = store.prune(PruneOptions::default()).unwrap();
     assert_eq!((report.blobs_removed, report.records_removed), (1, 1));
@@ -667,4 +669,54 @@ fn save_gzip_compresses_layers_once_and_deterministically() {
         .layers
         .iter()
         .all(|l| l.media_type().to_string().ends_with("+gzip")));
+}
+
+#[test]
+fn prune_moves_unused_snapshots_to_the_trash_and_deletes_them_much_later() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    drop(Store::open(root).unwrap());
+    // An unused snapshot (no image names its diff_id) with its marker, a COPY --from tree,
+    // an old trash entry and a recent one.
+    let unused = "ab".repeat(32);
+    fs::create_dir_all(root.join("snapshots").join(&unused).join("etc")).unwrap();
+    fs::write(
+        root.join("snapshots").join(format!("{unused}.made")),
+        "boot",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("copy-from/cd/x")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = format!("{}-1-0", now - 16 * 60);
+    let recent = format!("{}-1-1", now - 60);
+    for name in [&old, &recent] {
+        fs::create_dir_all(root.join("trash").join(name).join("d")).unwrap();
+    }
+
+    let store = Store::open_exclusive(root).unwrap();
+    let report = store.prune(PruneOptions::default()).unwrap();
+    assert_eq!(report.snapshots_removed, 1);
+    assert!(!root.join("snapshots").join(&unused).exists());
+    assert!(!root
+        .join("snapshots")
+        .join(format!("{unused}.made"))
+        .exists());
+    assert!(!root.join("copy-from/cd").exists());
+    // The old entry is deleted; the recent one and the two trees just moved wait.
+    assert_eq!(report.trash_emptied, 1);
+    assert_eq!(report.trash_pending, 3);
+    assert!(!root.join("trash").join(&old).exists());
+    assert!(root.join("trash").join(&recent).is_dir());
+
+    let report = store
+        .prune(PruneOptions {
+            empty_trash: true,
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert_eq!((report.trash_emptied, report.trash_pending), (3, 0));
+    assert_eq!(fs::read_dir(root.join("trash")).unwrap().count(), 0);
 }

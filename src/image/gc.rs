@@ -180,8 +180,8 @@ impl Store {
         // Extracted `COPY --from` sources are a cache: rebuilt on demand.
         let copy_from = self.copy_from_dir();
         if copy_from.is_dir() {
-            for entry in
-                fs::read_dir(&copy_from).map_err(|e| StoreError::io("read directory", &copy_from, e))?
+            for entry in fs::read_dir(&copy_from)
+                .map_err(|e| StoreError::io("read directory", &copy_from, e))?
             {
                 let entry = entry.map_err(|e| StoreError::io("read directory", &copy_from, e))?;
                 self.move_to_trash(&entry.path())?;
