@@ -3124,8 +3124,10 @@ fn path_set<'s>(
 
 /// The filesystem of `layers` (a `COPY --from` source) in a directory that
 /// is extracted once and kept in `<store>/copy-from/<hex>/`, `hex` the
-/// sha256 of the layer digests: later COPYs from the same stage or image,
-/// in this build or the next, plan straight from it. Made in a temporary
+/// sha256 of the layer digests: later COPYs and `RUN --mount=type=bind,from=`
+/// of the same stage or image, in this build or the next, use it as it is
+/// (binds only ever mount it read-only or under a throw-away overlay). A tree
+/// made before a reboot is extracted again ([`crate::image::Store::tree_is_current`]). Made in a temporary
 /// directory and renamed into place (a concurrent build extracting the same
 /// layers loses the race harmlessly, an interrupted one leaves only a
 /// temporary that prune removes); `kiln prune` drops the whole cache, under
@@ -3144,8 +3146,12 @@ fn source_rootfs(
         .store
         .copy_from_dir()
         .join(hex::encode(chain.finalize()));
-    if dir.is_dir() {
+    if shared.store.tree_is_current(&dir) {
         return Ok(dir);
+    }
+    if dir.exists() {
+        // Made before a reboot: maybe not whole on disk.
+        shared.store.move_to_trash(&dir)?;
     }
     let tmp = scratch_dir(shared)?;
     rootfs::extract(shared.store, layers, &tmp).map_err(|source| BuildError::Rootfs {
@@ -3154,6 +3160,7 @@ fn source_rootfs(
     })?;
     let parent = shared.store.copy_from_dir();
     fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    shared.store.mark_tree(&dir)?;
     if let Err(e) = fs::rename(&tmp, &dir) {
         if !dir.is_dir() {
             return Err(io_error(&dir, e));

@@ -184,7 +184,17 @@ impl Store {
                 .map_err(|e| StoreError::io("read directory", &copy_from, e))?
             {
                 let entry = entry.map_err(|e| StoreError::io("read directory", &copy_from, e))?;
-                self.move_to_trash(&entry.path())?;
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    self.move_to_trash(&entry.path())?;
+                } else {
+                    // A tree's marker.
+                    let path = entry.path();
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(StoreError::io("remove", path, e)),
+                    }
+                }
                 report.temp_removed += 1;
             }
         }

@@ -9,7 +9,8 @@
 //! lock                    flock: shared while a Store is open, exclusive for prune/fsck
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
-//! copy-from/<hex>         extracted `COPY --from` sources (a cache; prune empties it)
+//! copy-from/<hex>         extracted `COPY --from` and bind `from=` sources (a cache; prune empties it)
+//! copy-from/<hex>.made    the boot it was made in (see [`Store::tree_is_current`])
 //! snapshots/<hex>         unpacked layers (overlay lower dirs for RUN), by diff_id
 //! snapshots/<hex>.made    the boot a snapshot was made in (see [`Store::snapshot_is_current`])
 //! trash/<secs>-<pid>-<n>  unpacked trees prune dropped, deleted by a prune much later
@@ -278,38 +279,51 @@ impl Store {
         self.root.join("snapshots").join(hex)
     }
 
-    /// Whether the snapshot `snapshots/<hex>` exists and can be trusted whole.
-    ///
-    /// Snapshots are never fsynced (they are a cache, and flushing 20,000 files costs more
-    /// than making them). Within one boot that is safe: a snapshot is unpacked into `tmp/`
-    /// and renamed into place only when complete, and the page cache is coherent, so a
-    /// killed build leaves either no snapshot or a whole one. A crash of the machine can
-    /// leave a renamed snapshot whose files never reached the disk, so every snapshot has a
-    /// marker, `snapshots/<hex>.made`, written (before the rename) with the kernel's boot id;
-    /// a snapshot whose marker names another boot, or that has none, is not used: the
-    /// caller moves it to the trash and unpacks the layer again.
-    ///
-    /// The directory is looked at before the marker: a snapshot that is renamed into place
-    /// after its marker was written is then never taken for a stale one.
+    /// Whether the snapshot `snapshots/<hex>` exists and can be trusted whole
+    /// ([`Store::tree_is_current`]).
     #[must_use]
     pub fn snapshot_is_current(&self, hex: &str) -> bool {
-        if !self.snapshot_dir(hex).is_dir() {
+        self.tree_is_current(&self.snapshot_dir(hex))
+    }
+
+    /// Records that the snapshot for `hex` is being made in this boot ([`Store::mark_tree`]).
+    pub fn mark_snapshot(&self, hex: &str) -> Result<()> {
+        self.mark_tree(&self.snapshot_dir(hex))
+    }
+
+    /// Whether `dir`, an unpacked tree the store caches (a snapshot, a `copy-from` tree),
+    /// exists and can be trusted whole.
+    ///
+    /// These trees are never fsynced (they are a cache, and flushing 20,000 files costs more
+    /// than making them). Within one boot that is safe: a tree is made in `tmp/` and renamed
+    /// into place only when complete, and the page cache is coherent, so a killed build
+    /// leaves either no tree or a whole one. A crash of the machine can leave a renamed
+    /// tree whose files never reached the disk, so every tree has a marker, `<dir>.made`,
+    /// written (before the rename) with the kernel's boot id; a tree whose marker names
+    /// another boot, or that has none, is not used: the caller moves it to the trash and
+    /// makes it again.
+    ///
+    /// The directory is looked at before the marker: a tree that is renamed into place
+    /// after its marker was written is then never taken for a stale one.
+    #[must_use]
+    pub fn tree_is_current(&self, dir: &Path) -> bool {
+        if !dir.is_dir() {
             return false;
         }
-        match (fs::read(self.snapshot_marker(hex)), current_boot_id()) {
+        match (fs::read(tree_marker(dir)), current_boot_id()) {
             (Ok(made_in), Some(boot)) => made_in == boot.as_bytes(),
             _ => false,
         }
     }
 
-    /// Records that the snapshot for `hex` is being made in this boot; call it after the
-    /// tree is complete and before renaming it to [`Store::snapshot_dir`]. Without a boot
-    /// id (no procfs) nothing is recorded and snapshots are remade by every build.
-    pub fn mark_snapshot(&self, hex: &str) -> Result<()> {
+    /// Records that the tree `dir` is being made in this boot; call it once the tree is
+    /// complete in its temporary directory and before renaming it to `dir`. Without a boot
+    /// id (no procfs) nothing is recorded and the tree is remade by every build.
+    pub fn mark_tree(&self, dir: &Path) -> Result<()> {
         let Some(boot) = current_boot_id() else {
             return Ok(());
         };
-        let marker = self.snapshot_marker(hex);
+        let marker = tree_marker(dir);
         let (mut file, temp) = create_temp(&self.tmp_dir(), "marker")?;
         let guard = RemoveOnDrop(Some(temp.clone()));
         file.write_all(boot.as_bytes())
@@ -318,12 +332,6 @@ impl Store {
         fs::rename(&temp, &marker).map_err(|e| StoreError::io("rename into place", &marker, e))?;
         guard.disarm();
         Ok(())
-    }
-
-    fn snapshot_marker(&self, hex: &str) -> PathBuf {
-        self.root
-            .join("snapshots")
-            .join(format!("{hex}{SNAPSHOT_MARKER_SUFFIX}"))
     }
 
     pub(crate) fn cache_dir(&self) -> PathBuf {
@@ -754,8 +762,15 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The file name suffix of a snapshot's marker (`snapshots/<hex>.made`).
+/// The file name suffix of a cached tree's marker (`snapshots/<hex>.made`).
 pub(crate) const SNAPSHOT_MARKER_SUFFIX: &str = ".made";
+
+/// The marker of the cached tree `dir` ([`Store::tree_is_current`]): `<dir>.made`.
+fn tree_marker(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(SNAPSHOT_MARKER_SUFFIX);
+    PathBuf::from(name)
+}
 
 /// The kernel's id for this boot (`/proc/sys/kernel/random/boot_id`), read once.
 fn current_boot_id() -> Option<&'static str> {
