@@ -2441,7 +2441,9 @@ impl SnapshotTap {
     }
 
     /// The layer `diff_id` was written whole: the unpacked tree becomes its
-    /// snapshot (unless one is already there).
+    /// snapshot. When one is already there (a `--no-cache` rebuild), the
+    /// copy goes to the trash: deleting thousands of files now would slow
+    /// the next unpack (see [`crate::image::TRASH_DELAY`]).
     fn finish(mut self, shared: &Shared<'_>, diff_id: &str, line: usize) {
         let unpacked = self.join();
         if unpacked {
@@ -2451,6 +2453,9 @@ impl SnapshotTap {
                 fs::remove_dir(dest).map_err(|e| io_error(dest, e))?;
                 fs::rename(&tmp, dest).map_err(|e| io_error(dest, e))
             });
+            if self.tmp.exists() {
+                let _ = shared.store.move_to_trash(&self.tmp);
+            }
         }
     }
 

@@ -22,7 +22,7 @@ mod store;
 pub use archive::{ArchiveFormat, Loaded, SaveOptions};
 pub use digest::{Digest, DigestError, Hasher};
 pub use error::{Result, StoreError};
-pub use gc::{error_chain, FsckReport, Problem, PruneOptions, PruneReport};
+pub use gc::{error_chain, FsckReport, Problem, PruneOptions, PruneReport, TRASH_DELAY};
 pub use index::{canonical_json, Image, ImageSummary, Removed, IMAGE_NAME, REF_NAME};
 pub use reference::{Reference, ReferenceError};
 pub use store::{Blob, BlobSink, BlobWriter, LockMode, Store, VerifiedReader, MAX_DOCUMENT_SIZE};
