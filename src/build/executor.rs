@@ -2191,13 +2191,11 @@ fn run_layer_job(
                     (&plan_holder, &shared.context)
                 }
                 CopySource::Layers(layers) => {
-                    let dir = source_rootfs(shared, &layers, line)?;
+                    let dir = source_rootfs(shared, &layers, &source_prefixes(&sources), line)?;
                     from_ctx =
-                        BuildContext::new(&dir, IgnoreMatcher::default()).map_err(|source| {
-                            BuildError::Context {
-                                line,
-                                source: Box::new(source),
-                            }
+                        BuildContext::image_rootfs(&dir).map_err(|source| BuildError::Context {
+                            line,
+                            source: Box::new(source),
                         })?;
                     plan_holder = plan_sources(&from_ctx, &sources, &dest, &selection, line)?;
                     (&plan_holder, &from_ctx)
@@ -2959,17 +2957,47 @@ fn path_set<'s>(
     }
 }
 
+/// The literal directories a `COPY --from` reads: each source up to its
+/// first component with a glob character, relative and normalised. `None`
+/// when a source needs the whole filesystem (the root, a leading glob, or a
+/// `..` component, which the plan then refuses as it always did).
+fn source_prefixes(sources: &[String]) -> Option<Vec<String>> {
+    let mut prefixes = Vec::new();
+    for source in sources {
+        let mut parts = Vec::new();
+        for part in source.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => return None,
+                _ if part.contains(['*', '?', '[', '\\']) => break,
+                _ => parts.push(part),
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        prefixes.push(parts.join("/"));
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    Some(prefixes)
+}
+
 /// The filesystem of `layers` (a `COPY --from` source) in a directory that
 /// is extracted once and kept in `<store>/copy-from/<hex>/`, `hex` the
-/// sha256 of the layer digests: later COPYs from the same stage or image,
-/// in this build or the next, plan straight from it. Made in a temporary
-/// directory and renamed into place (a concurrent build extracting the same
-/// layers loses the race harmlessly, an interrupted one leaves only a
-/// temporary that prune removes); `kiln prune` drops the whole cache, under
-/// the exclusive lock no build holds.
+/// sha256 of the layer digests (and of `prefixes`, when only those paths
+/// are extracted): later COPYs from the same stage or image, in this build
+/// or the next, plan straight from it. With `prefixes`, only the paths below
+/// them and their parent directories are extracted, unless a symlink or
+/// hard link makes that selection incomplete, in which case the whole
+/// filesystem is. Made in a temporary directory and renamed into place (a
+/// concurrent build extracting the same layers loses the race harmlessly, an
+/// interrupted one leaves only a temporary that prune removes); `kiln prune`
+/// drops the whole cache, under the exclusive lock no build holds.
 fn source_rootfs(
     shared: &Shared<'_>,
     layers: &[Descriptor],
+    prefixes: &Option<Vec<String>>,
     line: usize,
 ) -> Result<PathBuf, BuildError> {
     let mut chain = Sha256::new();
@@ -2977,19 +3005,43 @@ fn source_rootfs(
         chain.update(layer.digest().to_string().as_bytes());
         chain.update(b"\n");
     }
-    let dir = shared
-        .store
-        .copy_from_dir()
-        .join(hex::encode(chain.finalize()));
-    if dir.is_dir() {
-        return Ok(dir);
+    let parent = shared.store.copy_from_dir();
+    let full = parent.join(hex::encode(chain.clone().finalize()));
+    if full.is_dir() {
+        return Ok(full);
     }
-    let tmp = scratch_dir(shared)?;
-    rootfs::extract(shared.store, layers, &tmp).map_err(|source| BuildError::Rootfs {
+    let rootfs_error = |source| BuildError::Rootfs {
         line,
         source: Box::new(source),
-    })?;
-    let parent = shared.store.copy_from_dir();
+    };
+    let (tmp, dir) = match prefixes {
+        Some(prefixes) => {
+            for prefix in prefixes {
+                chain.update(b"\0");
+                chain.update(prefix.as_bytes());
+            }
+            let dir = parent.join(format!("sel-{}", hex::encode(chain.finalize())));
+            if dir.is_dir() {
+                return Ok(dir);
+            }
+            let tmp = scratch_dir(shared)?;
+            if rootfs::extract_selected(shared.store, layers, &tmp, prefixes)
+                .map_err(rootfs_error)?
+            {
+                (tmp, dir)
+            } else {
+                let _ = fs::remove_dir_all(&tmp);
+                let tmp = scratch_dir(shared)?;
+                rootfs::extract(shared.store, layers, &tmp).map_err(rootfs_error)?;
+                (tmp, full)
+            }
+        }
+        None => {
+            let tmp = scratch_dir(shared)?;
+            rootfs::extract(shared.store, layers, &tmp).map_err(rootfs_error)?;
+            (tmp, full)
+        }
+    };
     fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
     if let Err(e) = fs::rename(&tmp, &dir) {
         if !dir.is_dir() {
