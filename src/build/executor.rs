@@ -718,45 +718,62 @@ fn created_now(request: &BuildRequest) -> String {
     rfc3339(secs)
 }
 
-/// Runs the needed stages in waves of ready stages, `jobs` at a time.
+/// Runs the needed stages, at most `jobs` at once: a stage starts as soon as
+/// the stages it depends on are done (not when a whole "wave" of stages is),
+/// so a long stage never holds back an unrelated one. After the first
+/// failure no new stage starts; the running ones finish and the first error
+/// is returned.
 fn run_stages(shared: &Shared<'_>, needed: &BTreeSet<usize>) -> Result<(), BuildError> {
     let mut pending: Vec<usize> = shared.graph.build_order(needed);
     let jobs = shared.request.jobs.max(1);
-    while !pending.is_empty() {
-        let done: BTreeSet<usize> = shared
-            .results
-            .lock()
-            .map_err(|_| BuildError::Panicked)?
-            .keys()
-            .copied()
-            .collect();
-        let ready: Vec<usize> = pending
-            .iter()
-            .copied()
-            .filter(|&i| {
-                shared.graph.stages[i]
-                    .stage_deps()
-                    .all(|d| done.contains(&d) || !needed.contains(&d))
-            })
-            .take(jobs)
-            .collect();
-        if ready.is_empty() {
-            return Err(BuildError::Graph("stage dependencies form a cycle".into()));
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    let mut first_error: Option<BuildError> = None;
+    std::thread::scope(|scope| {
+        let (finished_tx, finished_rx) =
+            std::sync::mpsc::channel::<(usize, Result<(), BuildError>)>();
+        let mut running = 0usize;
+        loop {
+            while first_error.is_none() && running < jobs {
+                let ready = pending.iter().position(|&i| {
+                    shared.graph.stages[i]
+                        .stage_deps()
+                        .all(|d| done.contains(&d) || !needed.contains(&d))
+                });
+                let Some(position) = ready else { break };
+                let index = pending.remove(position);
+                let finished = finished_tx.clone();
+                scope.spawn(move || {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_stage(shared, index)
+                    }))
+                    .unwrap_or(Err(BuildError::Panicked));
+                    // The receiver outlives every stage thread of this scope.
+                    let _ = finished.send((index, outcome));
+                });
+                running += 1;
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((index, outcome)) = finished_rx.recv() else {
+                break;
+            };
+            running -= 1;
+            match outcome {
+                Ok(()) => {
+                    done.insert(index);
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
         }
-        pending.retain(|i| !ready.contains(i));
-        let outcomes: Vec<Result<(), BuildError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ready
-                .iter()
-                .map(|&i| scope.spawn(move || run_stage(shared, i)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(Err(BuildError::Panicked)))
-                .collect()
-        });
-        for outcome in outcomes {
-            outcome?;
-        }
+    });
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    if !pending.is_empty() {
+        return Err(BuildError::Graph("stage dependencies form a cycle".into()));
     }
     Ok(())
 }
