@@ -893,3 +893,36 @@ fn background_processes_never_change_the_run_layer() {
         }
     }
 }
+
+/// `no_new_privs` is off by default, as with BuildKit (so su and sudo work in RUN), and on
+/// with `--security-opt no-new-privileges`; the option is part of the cache key, and an
+/// unknown option is a usage error.
+#[test]
+fn security_opt_no_new_privileges_sets_no_new_privs_in_run() {
+    if skipped("security_opt_no_new_privileges_sets_no_new_privs_in_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1\nRUN grep NoNewPrivs /proc/self/status > /nnp\n",
+    );
+    let (out, _) = build_out(&root, &ctx, &["--network=none"]);
+    assert_eq!(read(&out.join("nnp")).split_whitespace().last(), Some("0"));
+    let (out, _) = build_out(
+        &root,
+        &ctx,
+        &["--network=none", "--security-opt", "no-new-privileges"],
+    );
+    assert_eq!(read(&out.join("nnp")).split_whitespace().last(), Some("1"));
+
+    let bad = build(&root, &ctx, &["--security-opt", "seccomp=unconfined"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("no-new-privileges"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -79,6 +79,9 @@ pub struct BuildRequest {
     pub network: NetworkMode,
     /// `--allow network.host`: the entitlement `--network=host` needs.
     pub allow_network_host: bool,
+    /// `--security-opt no-new-privileges`: RUN processes get no_new_privs (off by default,
+    /// as in BuildKit, so su and sudo work).
+    pub no_new_privileges: bool,
 }
 
 impl BuildRequest {
@@ -100,6 +103,7 @@ impl BuildRequest {
             secrets: BTreeMap::new(),
             network: NetworkMode::Slirp,
             allow_network_host: false,
+            no_new_privileges: false,
         }
     }
 }
@@ -1412,6 +1416,12 @@ fn run_instruction_inner(
                     .flags
                     .insert("network".into(), network_name(network).into());
             }
+            if shared.request.no_new_privileges {
+                // setuid programs behave differently: the result may differ.
+                inputs
+                    .flags
+                    .insert("security-opt".into(), "no-new-privileges".into());
+            }
             if !instruction.heredocs.is_empty() {
                 let mut h = Sha256::new();
                 for doc in &instruction.heredocs {
@@ -2387,6 +2397,7 @@ fn run_step(
     spec.cwd.clone_from(&job.cwd);
     spec.user.clone_from(&job.user);
     spec.network = job.network;
+    spec.no_new_privs = shared.request.no_new_privileges;
     spec.stdin.clone_from(&job.stdin);
     let mut leases = runmount::Leases::default();
     if !job.mounts.is_empty() {

@@ -98,6 +98,10 @@ pub struct BuildArgs {
     /// Grant an entitlement: `network.host` (lets RUN use the host's network).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// Security options of RUN: `no-new-privileges` sets no_new_privs, so setuid programs
+    /// (su, sudo) and file capabilities grant nothing.
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opts: Vec<String>,
 }
 
 /// Parses one `--secret` value as `docker build` does: `id=ID` with `src=FILE` (or
@@ -339,6 +343,20 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             }
         }
     }
+    let mut no_new_privileges = false;
+    for option in &args.security_opts {
+        match option.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                no_new_privileges = true;
+            }
+            "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
+            other => {
+                return usage(&format!(
+                    "unsupported --security-opt {other:?} (kiln supports: no-new-privileges)"
+                ))
+            }
+        }
+    }
     let network = match args.network {
         NetworkArg::Default => crate::sandbox::NetworkMode::Slirp,
         NetworkArg::None => crate::sandbox::NetworkMode::None,
@@ -368,6 +386,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         secrets,
         network,
         allow_network_host,
+        no_new_privileges,
     };
     // docker counts `--build-arg K` with K unset in the environment as given
     // (it is warned about when no ARG consumes it) but passes no value.
