@@ -2041,12 +2041,8 @@ fn run_command(
         let whole = script.starts_with("<<") && !script.contains(char::is_whitespace);
         if whole {
             if let Some(first) = doc.content.lines().next() {
-                if let Some(interpreter) = first.strip_prefix("#!") {
-                    let argv: Vec<String> =
-                        interpreter.split_whitespace().map(str::to_owned).collect();
-                    if !argv.is_empty() {
-                        return (argv, Some(doc.content.clone().into_bytes()));
-                    }
+                if let Some(argv) = shebang_argv(first) {
+                    return (argv, Some(doc.content.clone().into_bytes()));
                 }
             }
             let mut argv = shell.to_vec();
@@ -2063,6 +2059,28 @@ fn run_command(
     let mut argv = shell.to_vec();
     argv.push(full);
     (argv, None)
+}
+
+/// The command of a heredoc RUN whose body starts with `#!`: as the kernel
+/// runs a script, the interpreter, then the rest of the line as one optional
+/// argument, then the script's path. The body reaches the interpreter on its
+/// standard input, so the path is `/dev/stdin` (BuildKit writes the body to a
+/// file instead; interpreters that need a path, like `awk -f`, work either way).
+fn shebang_argv(first_line: &str) -> Option<Vec<String>> {
+    let line = first_line.strip_prefix("#!")?.trim();
+    let (interpreter, argument) = match line.split_once(|c: char| c == ' ' || c == '\t') {
+        Some((interpreter, rest)) => (interpreter, rest.trim()),
+        None => (line, ""),
+    };
+    if interpreter.is_empty() {
+        return None;
+    }
+    let mut argv = vec![interpreter.to_owned()];
+    if !argument.is_empty() {
+        argv.push(argument.to_owned());
+    }
+    argv.push("/dev/stdin".to_owned());
+    Some(argv)
 }
 
 fn apply_config(instruction: &Instruction, inputs: &KeyInputs, config: &mut ImageConfig) {
