@@ -2068,7 +2068,7 @@ fn run_command(
 /// file instead; interpreters that need a path, like `awk -f`, work either way).
 fn shebang_argv(first_line: &str) -> Option<Vec<String>> {
     let line = first_line.strip_prefix("#!")?.trim();
-    let (interpreter, argument) = match line.split_once(|c: char| c == ' ' || c == '\t') {
+    let (interpreter, argument) = match line.split_once([' ', '\t']) {
         Some((interpreter, rest)) => (interpreter, rest.trim()),
         None => (line, ""),
     };
