@@ -770,6 +770,7 @@ fn copy_from_named_paths_extracts_only_them_with_whiteouts_applied() {
     let selections: Vec<BTreeMap<String, String>> = fs::read_dir(root.join("copy-from"))
         .unwrap()
         .flatten()
+        .filter(|e| e.path().is_dir())
         .map(|e| tree(&e.path()))
         .collect();
     assert!(
