@@ -711,6 +711,86 @@ fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
     assert_eq!(read(&dest.join("n")).trim(), "1");
     assert!(dest.join("secret-was-readable-4").exists());
     assert!(read(&dest.join("ls")).contains("Dockerfile"));
+
+    // Rootless, with no delegated cgroup here: the limits are not enforced, and the plain
+    // progress says so for the RUN.
+    let limited = context(dir.path(), "limited", "FROM bb:1\nRUN true\n");
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&limited)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // A store of its own: a rootless RUN above left a scratch directory in the first store's
+    // tmp/ that uid 65534 cannot remove (files owned by subordinate ids).
+    let root2 = dir.path().join("store2");
+    let nobody_in = |root: &Path, args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let bb = dir.path().join("bb");
+    let out = nobody_in(&root2, &["build", "-q", "-t", "bb:1", bb.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = nobody_in(
+        &root2,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "--pids-limit",
+            "100",
+            limited.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("limits not enforced (pids 100:")
+            && err.contains("WARNING: line 2: the memory and pids limits are not enforced"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pids_limit_fails_a_fork_bomb_run_with_a_clear_error() {
+    if skipped("pids_limit_fails_a_fork_bomb_run_with_a_clear_error") {
+        return;
+    }
+    if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        eprintln!("skipped: pids_limit_fails_a_fork_bomb_run_with_a_clear_error: no pids cgroup hierarchy");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "bomb",
+        "FROM bb:1\n\
+         RUN i=0; while [ $i -lt 300 ]; do sleep 60 & i=$((i+1)); done; echo spawned all\n",
+    );
+    let out = build(
+        &root,
+        &ctx,
+        &["--network=none", "--pids-limit", "40", "-m", "256m"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("limits cgroup (memory 268435456 bytes, pids 40)")
+            && err.contains("reached its limit of 40 processes (--pids-limit)")
+            && !err.contains("#2 spawned all"),
+        "{err}"
+    );
+    // Without the flag the same RUN succeeds.
+    let out = build(&root, &ctx, &["--network=none"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("limits none"), "{}", stderr(&out));
 }
 
 /// `cap_net_bind_service+ep` as a v2 `security.capability` value, in hex for `setx`.

@@ -32,7 +32,7 @@
 //! | A6 whiteout escapes | sandbox_unpack::unpack_rejects_whiteouts_that_name_no_file, ::unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run |
 //! | A7 device nodes | sandbox_unpack::unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices |
 //! | A9 deep trees | sandbox_unpack::unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside |
-//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused, src/explain/scan.rs::a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it (one guard for unpack, ADD, `kiln load` of gzip layers and explain; it also refuses data after the end-of-archive marker where the stream is drained: unpack, explain; gap: duplicate paths are not refused, later entries win; no `cargo deny`/`cargo audit` in CI) |
+//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused, src/explain/scan.rs::a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it ; duplicate paths: sandbox_unpack::unpack_refuses_a_path_that_appears_twice, layer_limits::add_refuses_an_archive_with_a_path_twice, ::load_refuses_a_gzip_layer_with_a_path_twice_and_explain_an_uncompressed_one, src/sandbox/guard.rs::a_path_that_appears_twice_is_refused_and_named, ::a_long_name_or_pax_path_counts_as_the_path, ::a_directory_declared_twice_alike_is_accepted_otherwise_refused, src/explain/scan.rs::a_path_twice_is_refused_as_extraction_refuses_it (one guard for unpack, ADD, `kiln load` of gzip layers and explain; it also refuses data after the end-of-archive marker where the stream is drained: unpack, explain; a directory declared twice with the same mode and owner is accepted; gap: `kiln load` stores uncompressed layers unchecked (unpack and explain refuse them later); no `cargo deny`/`cargo audit` in CI) |
 //! | A8 decompression bomb | sandbox_unpack::unpack_stops_a_gzip_bomb_at_the_byte_budget, ::unpack_stops_an_archive_of_many_tiny_entries_at_the_entry_budget, layer_limits::add_of_a_gzip_bomb_stops_at_the_byte_budget, ::load_of_a_gzip_bomb_layer_stops_at_the_byte_budget_and_stores_nothing, ::add_refuses_a_zstd_frame_that_asks_for_a_huge_window, src/sandbox/guard.rs::entry_budget_counts_entries_not_meta_headers (libzstd's own default is the same 2^27 window cap, so removing kiln's explicit cap does not fail the zstd test; gap: RSS is not measured; the per-build budget is per process) |
 //! | C5 ignored files via bind | build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
 //! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
@@ -41,7 +41,7 @@
 //! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run (the upper dir stays without /late), build_run_sandbox::background_processes_never_change_the_run_layer (20 --no-cache builds, one layer digest, only `out` in it) |
 //! | L4 hardlinks in produced layers | build_run_sandbox::hardlinks_in_a_run_become_tar_hardlinks_deterministically |
 //! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
-//! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run |
+//! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run, sandbox_security::pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed, ::memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed, build_run_sandbox::pids_limit_fails_a_fork_bomb_run_with_a_clear_error, ::rootless_build_runs_with_cache_secret_and_bind_mounts (rootless: "limits not enforced") (cgroup limits only with `--memory`/`--pids-limit`; rootless without a delegated cgroup they are not enforced) |
 //! | R9 too many layers | sandbox_run::a_stack_of_150_layers_mounts |
 
 use std::io::Write as _;
@@ -882,4 +882,124 @@ fn run_cannot_forge_overlay_xattrs_into_the_layer() {
             );
         }
     }
+}
+
+/// The cgroups kiln made for RUNs of this process that exist now, in the v1 `memory` and
+/// `pids` hierarchies (children of this process's own cgroup there).
+fn kiln_cgroups() -> Vec<std::path::PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let prefix = format!("kiln-{}-", std::process::id());
+    let mut found = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+        let (Some(controllers), Some(path)) = (controllers, path) else {
+            continue;
+        };
+        for c in ["memory", "pids"] {
+            if controllers.split(',').any(|x| x == c) {
+                let dir = std::path::Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join(path.trim_start_matches('/'));
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                        found.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The cgroup tests look for each other's directories: one at a time.
+static CGROUP_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether this host has a writable cgroup v1 hierarchy for `controller` (as root).
+fn writable_v1(controller: &str) -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("cgroup.procs")
+            .exists()
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed() {
+    if skipped("pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed") {
+        return;
+    }
+    if !writable_v1("pids") {
+        eprintln!("skipped: pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed: no writable pids cgroup hierarchy");
+        return;
+    }
+    // 300 background processes against a limit of 40: a fork fails, the shell stops there.
+    let _one = CGROUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut s, dir) = spec(
+        "cat /proc/self/cgroup; i=0; while [ $i -lt 300 ]; do sleep 60 & i=$((i+1)); done; \
+         echo spawned all",
+    );
+    s.limits.pids = Some(40);
+    let ran = run(s, dir);
+    assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::Cgroup);
+    assert!(!ran.output.contains("spawned all"), "{}", ran.output);
+    assert_ne!(ran.outcome.status, sandbox::ExitStatus::Code(0));
+    assert!(
+        ran.outcome
+            .limit_hits
+            .iter()
+            .any(|h| h.contains("limit of 40 processes (--pids-limit)")),
+        "{:?}",
+        ran.outcome.limit_hits
+    );
+    // The RUN's cgroup namespace is rooted at its own cgroup, and that cgroup is gone.
+    assert!(
+        ran.output.contains(":pids:/\n") && ran.output.contains(":memory:/\n"),
+        "{}",
+        ran.output
+    );
+    let left = kiln_cgroups();
+    assert!(left.is_empty(), "left after the RUN: {left:?}");
+}
+
+#[test]
+fn memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed() {
+    if skipped("memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed") {
+        return;
+    }
+    if !writable_v1("memory") {
+        eprintln!("skipped: memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed: no writable memory cgroup hierarchy");
+        return;
+    }
+    // dd allocates and fills a 256 MiB buffer: four times the limit.
+    let _one = CGROUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut s, dir) = spec(
+        "cat /proc/self/cgroup; dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null; \
+         echo dd=$?",
+    );
+    s.limits.memory_bytes = Some(64 << 20);
+    let ran = run(s, dir);
+    assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::Cgroup);
+    assert!(ran.output.contains("dd=137"), "{}", ran.output);
+    assert!(
+        ran.outcome
+            .limit_hits
+            .iter()
+            .any(|h| h.contains("memory limit of 64 MiB (--memory)")),
+        "{:?}",
+        ran.outcome.limit_hits
+    );
+    // The RUN's cgroup namespace is rooted at its own cgroup, and that cgroup is gone.
+    assert!(
+        ran.output.contains(":pids:/\n") && ran.output.contains(":memory:/\n"),
+        "{}",
+        ran.output
+    );
+    let left = kiln_cgroups();
+    assert!(left.is_empty(), "left after the RUN: {left:?}");
+    // Without a limit the same RUN succeeds: the failure above is the limit's.
+    let (s, dir) = spec("dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null; echo dd=$?");
+    let ran = run(s, dir);
+    assert!(ran.output.contains("dd=0"), "{}", ran.output);
+    assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::NotRequested);
 }

@@ -79,6 +79,8 @@ pub struct BuildRequest {
     pub network: NetworkMode,
     /// `--allow network.host`: the entitlement `--network=host` needs.
     pub allow_network_host: bool,
+    /// `--memory`, `--pids-limit`: limits of each RUN (none by default, as docker build).
+    pub limits: sandbox::ResourceLimits,
 }
 
 impl BuildRequest {
@@ -100,6 +102,7 @@ impl BuildRequest {
             secrets: BTreeMap::new(),
             network: NetworkMode::Slirp,
             allow_network_host: false,
+            limits: sandbox::ResourceLimits::default(),
         }
     }
 }
@@ -146,6 +149,8 @@ pub enum Event {
         id: usize,
         network: String,
         rootfs: String,
+        /// `none` (no limit asked for), `cgroup (memory …, pids …)`, or `not enforced (why)`.
+        limits: String,
         /// How long the sandboxed run took (setup, command, teardown), without the layer.
         run_micros: u64,
     },
@@ -2346,6 +2351,24 @@ fn snapshots(
     Ok(dirs)
 }
 
+/// How a RUN's limits were applied, for `--progress=plain`.
+fn limits_text(asked: &sandbox::ResourceLimits, got: &sandbox::LimitsEnforcement) -> String {
+    let mut parts = Vec::new();
+    if let Some(bytes) = asked.memory_bytes {
+        parts.push(format!("memory {bytes} bytes"));
+    }
+    if let Some(pids) = asked.pids {
+        parts.push(format!("pids {pids}"));
+    }
+    match got {
+        sandbox::LimitsEnforcement::NotRequested => "none".to_owned(),
+        sandbox::LimitsEnforcement::Cgroup => format!("cgroup ({})", parts.join(", ")),
+        sandbox::LimitsEnforcement::NotEnforced(why) => {
+            format!("not enforced ({}: {why})", parts.join(", "))
+        }
+    }
+}
+
 /// RUN: the command runs in the sandbox on the stage's snapshots; what it
 /// changed in the overlay's upper directory becomes the layer.
 fn run_step(
@@ -2373,6 +2396,7 @@ fn run_step(
     spec.user.clone_from(&job.user);
     spec.network = job.network;
     spec.stdin.clone_from(&job.stdin);
+    spec.limits = shared.request.limits;
     let mut leases = runmount::Leases::default();
     if !job.mounts.is_empty() {
         let scratch = dirs.0.join("mounts");
@@ -2432,6 +2456,7 @@ fn run_step(
             sandbox::RootMode::Copy => "copy",
         }
         .to_owned(),
+        limits: limits_text(&spec.limits, &outcome.limits),
         run_micros: u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
     });
     if !partial.is_empty() {
@@ -2447,6 +2472,10 @@ fn run_step(
         sandbox::ExitStatus::Code(code) => Some(format!("exited with code {code}")),
         sandbox::ExitStatus::Signal(sig) => Some(format!("was killed by signal {sig}")),
     };
+    let status = status.map(|s| match outcome.limit_hits.is_empty() {
+        true => s,
+        false => format!("{s}: {}", outcome.limit_hits.join("; ")),
+    });
     if let Some(status) = status {
         return Err(BuildError::RunFailed {
             line,

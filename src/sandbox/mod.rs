@@ -20,6 +20,7 @@
 // the fork it protects.
 #![allow(unsafe_code)]
 
+mod cgroup;
 mod copyroot;
 mod diff;
 mod guard;
@@ -35,6 +36,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cgroup::{LimitsEnforcement, ResourceLimits};
 pub use diff::{keeps_xattr, layer_xattrs, upper_changes, Change, ChangeKind};
 pub use guard::{guard, GuardError, Guarded, Limits, Verdict, ZSTD_WINDOW_LOG_MAX};
 pub use init::DEFAULT_CAPS;
@@ -130,6 +132,9 @@ pub struct RunSpec {
     /// Bytes fed to the command's stdin (heredoc body); `/dev/null` when `None`.
     pub stdin: Option<Vec<u8>>,
     pub rlimits: Vec<Rlimit>,
+    /// Memory and process-count limits, enforced through a cgroup of its own where a writable
+    /// cgroup hierarchy has the controllers.
+    pub limits: ResourceLimits,
     /// Use the copy-based root even where overlayfs works (slower; for tests and debugging).
     pub force_copy: bool,
 }
@@ -157,6 +162,7 @@ impl RunSpec {
             no_new_privs: false,
             stdin: None,
             rlimits: Vec::new(),
+            limits: ResourceLimits::default(),
             force_copy: false,
         }
     }
@@ -196,6 +202,11 @@ pub struct RunOutcome {
     pub network: NetworkMode,
     /// Things the user should know (for example a network fallback), one sentence each.
     pub warnings: Vec<String>,
+    /// Whether [`RunSpec::limits`] were enforced.
+    pub limits: LimitsEnforcement,
+    /// What the limits did to the command (a process killed at the memory limit, forks
+    /// refused at the pids limit), one sentence each.
+    pub limit_hits: Vec<String>,
 }
 
 /// Errors of the sandbox module.

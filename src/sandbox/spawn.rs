@@ -20,6 +20,7 @@ use nix::libc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{ForkResult, Pid};
 
+use super::cgroup::{LimitsEnforcement, RunCgroup};
 use super::init::{self, ChildFds, Plan, PreparedMount, Report, Source};
 use super::inroot::{self, clean_components};
 use super::{
@@ -81,6 +82,16 @@ fn run_once(
         other => other,
     };
     let ids = IdMapping::detect();
+    let (cgroup, limits) = match RunCgroup::create(spec.limits) {
+        Ok(None) => (None, LimitsEnforcement::NotRequested),
+        Ok(Some(cgroup)) => (Some(cgroup), LimitsEnforcement::Cgroup),
+        Err(reason) => {
+            warnings.push(format!(
+                "the memory and pids limits are not enforced for this RUN: {reason}"
+            ));
+            (None, LimitsEnforcement::NotEnforced(reason))
+        }
+    };
     let scratch = Scratch::create()?;
     let files = scratch.prepare(spec, network)?;
     let root = scratch.path.join("root");
@@ -123,6 +134,15 @@ fn run_once(
         files.empty.0.as_raw_fd(),
     ];
     keep.extend(files.sources.iter().map(|(fd, _)| fd.as_raw_fd()));
+    // The container's first process joins the RUN's cgroup before anything else, so every
+    // process of the RUN is in it.
+    let cgroup_procs = match &cgroup {
+        Some(c) => c
+            .open_procs()
+            .map_err(|e| SandboxError::io("open the RUN's cgroup", &c.dirs()[0], e))?,
+        None => Vec::new(),
+    };
+    keep.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
     let plan = Plan {
         spec,
         root: root.clone(),
@@ -145,6 +165,7 @@ fn run_once(
         resolv: files.source(&files.resolv),
         empty_file: files.source(&files.empty),
         keep,
+        cgroup_procs: cgroup_procs.iter().map(|fd| fd.as_raw_fd()).collect(),
         parent: nix::unistd::getpid(),
     };
 
@@ -162,8 +183,9 @@ fn run_once(
         reaped: false,
         slirp: None,
         cancel: Cancel::register(child),
+        cgroup,
     };
-    drop((out_w, c2p_w, p2c_r, report_w, stdin_r));
+    drop((out_w, c2p_w, p2c_r, report_w, stdin_r, cgroup_procs));
     drop(plan);
     let mut c2p = File::from(c2p_r);
     let mut report = File::from(report_r);
@@ -217,6 +239,11 @@ fn run_once(
     let mut status = [0u8; 5];
     let got_status = c2p.read_exact(&mut status).is_ok();
     guard.reap();
+    let limit_hits = guard
+        .cgroup
+        .as_ref()
+        .map(RunCgroup::hits)
+        .unwrap_or_default();
     if guard.cancel.requested() {
         let mut reports = String::new();
         let _ = report.read_to_string(&mut reports);
@@ -261,6 +288,8 @@ fn run_once(
         root_mode: mode,
         network: effective_network,
         warnings,
+        limits,
+        limit_hits,
     })
 }
 
@@ -557,6 +586,8 @@ struct Guard {
     reaped: bool,
     slirp: Option<Slirp>,
     cancel: Cancel,
+    /// The RUN's cgroup: a field, so it is removed after `drop` has emptied the namespace.
+    cgroup: Option<RunCgroup>,
 }
 
 /// Where the container's mount-point stubs were created.
