@@ -973,3 +973,193 @@ fn background_processes_never_change_the_run_layer() {
         }
     }
 }
+
+/// (path, type, mode, uid, gid, link, content) of every entry of a tar: everything but times.
+type EntryFacts = (String, u8, u32, u64, u64, String, Vec<u8>);
+
+fn entry_facts(tar: &[u8]) -> Vec<EntryFacts> {
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            e.read_to_end(&mut content).unwrap();
+            (
+                path,
+                h.entry_type().as_byte(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                link,
+                content,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn multi_stage_build_gives_the_same_layers_rootless_and_as_root() {
+    if skipped("multi_stage_build_gives_the_same_layers_rootless_and_as_root") {
+        return;
+    }
+    if !have("setpriv") {
+        eprintln!(
+            "skipped: multi_stage_build_gives_the_same_layers_rootless_and_as_root: no setpriv"
+        );
+        return;
+    }
+    let probe = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["unshare", "-U", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "skipped: multi_stage_build_gives_the_same_layers_rootless_and_as_root: no userns"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("bb/rootfs/bin");
+    fs::create_dir_all(&base).unwrap();
+    fs::copy("/bin/busybox", base.join("busybox")).unwrap();
+    for applet in [
+        "sh",
+        "echo",
+        "cat",
+        "mkdir",
+        "chmod",
+        "ln",
+        "rm",
+        "touch",
+        "sha256sum",
+    ] {
+        symlink("busybox", base.join(applet)).unwrap();
+    }
+    fs::write(
+        dir.path().join("bb/Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\n",
+    )
+    .unwrap();
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1 AS builder\n\
+         RUN mkdir -p /out/sub && echo built > /out/sub/artifact && chmod 0750 /out/sub \\\n\
+             && chmod 0640 /out/sub/artifact && ln -s sub/artifact /out/link \\\n\
+             && sha256sum /bin/busybox > /out/sum\n\
+         RUN rm /out/sum && touch /out/later\n\
+         FROM bb:1\n\
+         RUN mkdir /app && echo final > /app/own && chmod 4755 /app/own\n\
+         COPY --from=builder /out/ /app/from-builder/\n\
+         COPY --from=builder --chown=1000:1000 /out/sub/artifact /app/chowned\n\
+         RUN cat /app/from-builder/link /app/chowned > /app/seen && rm /app/own\n",
+    );
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let build_in = |root: &Path, rootless: bool| {
+        let mut cmd = if rootless {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_kiln"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_kiln"))
+        };
+        cmd.env("SOURCE_DATE_EPOCH", "1700000000")
+            .arg("--root")
+            .arg(root);
+        for (tag, ctx) in [("bb:1", dir.path().join("bb")), ("app:1", app.clone())] {
+            let out = cmd
+                .args(["build", "-q", "--network=none", "-t", tag])
+                .arg(&ctx)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "rootless={rootless}: {}",
+                stderr(&out)
+            );
+            cmd = if rootless {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                    .arg(env!("CARGO_BIN_EXE_kiln"));
+                c
+            } else {
+                Command::new(env!("CARGO_BIN_EXE_kiln"))
+            };
+            cmd.env("SOURCE_DATE_EPOCH", "1700000000")
+                .arg("--root")
+                .arg(root);
+        }
+    };
+    let as_root = dir.path().join("store-root");
+    let rootless = dir.path().join("store-rootless");
+    build_in(&as_root, false);
+    build_in(&rootless, true);
+    let root_layers: Vec<Vec<EntryFacts>> = layer_tars(&as_root, "app:1")
+        .iter()
+        .map(|t| entry_facts(t))
+        .collect();
+    let rootless_layers: Vec<Vec<EntryFacts>> = layer_tars(&rootless, "app:1")
+        .iter()
+        .map(|t| entry_facts(t))
+        .collect();
+    // The base layer, the final stage's three RUNs and two COPYs.
+    assert_eq!(root_layers.len(), 5, "{root_layers:#?}");
+    let summary = |layers: &[Vec<EntryFacts>]| -> Vec<Vec<String>> {
+        layers
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} {:o} {}:{} {} {}",
+                            e.0,
+                            e.1 as char,
+                            e.2,
+                            e.3,
+                            e.4,
+                            e.5,
+                            image_support::sha256(&e.6)
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(summary(&root_layers), summary(&rootless_layers));
+    let last = &root_layers[4];
+    let seen = last.iter().find(|e| e.0 == "app/seen").expect("app/seen");
+    assert_eq!(seen.6, b"built\nbuilt\n");
+    assert!(last.iter().any(|e| e.0 == "app/.wh.own"), "{last:#?}");
+    let copied = &root_layers[2];
+    let sub = copied
+        .iter()
+        .find(|e| e.0 == "app/from-builder/sub/")
+        .expect("sub/");
+    assert_eq!((sub.2 & 0o7777, sub.3, sub.4), (0o750, 0, 0));
+    let chowned = &root_layers[3];
+    let f = chowned
+        .iter()
+        .find(|e| e.0 == "app/chowned")
+        .expect("chowned");
+    assert_eq!((f.2 & 0o7777, f.3, f.4), (0o640, 1000, 1000));
+    let own = root_layers[1]
+        .iter()
+        .find(|e| e.0 == "app/own")
+        .expect("own");
+    assert_eq!(own.2 & 0o7777, 0o4755);
+}

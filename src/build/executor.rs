@@ -2601,10 +2601,12 @@ fn append_upper_entry(
         source,
     };
     let md = fs::symlink_metadata(&full).map_err(read_error)?;
+    // Rootless, the upper dir holds host ids (the building user for container root).
+    let (uid, gid) = sandbox::container_ids(md.uid(), md.gid());
     let meta = EntryMeta {
         mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
+        uid,
+        gid,
         mtime: md.mtime(),
     };
     let kind = md.file_type();

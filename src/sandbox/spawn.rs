@@ -461,6 +461,35 @@ impl IdMapping {
     }
 }
 
+/// The container uid and gid that the host ids of a file in a RUN's upper dir stand for: the
+/// inverse of [`host_ids`] (rootless: the building user is container root, the subordinate
+/// range is container ids 1 and up). Host ids outside the mapping become 65534, as the kernel
+/// shows unmapped ids. The mapping is read once per process.
+pub fn container_ids(host_uid: u32, host_gid: u32) -> (u32, u32) {
+    static MAPPING: std::sync::OnceLock<IdMapping> = std::sync::OnceLock::new();
+    let unmap = |id: u32, own: u32, sub: Option<(u32, u32)>| -> u32 {
+        if id == own {
+            return 0;
+        }
+        match sub {
+            Some((start, count)) if id >= start && id - start < count => id - start + 1,
+            _ => 65534,
+        }
+    };
+    match MAPPING.get_or_init(IdMapping::detect) {
+        IdMapping::Root => (host_uid, host_gid),
+        IdMapping::Rootless {
+            uid,
+            gid,
+            subuid,
+            subgid,
+        } => (
+            unmap(host_uid, *uid, *subuid),
+            unmap(host_gid, *gid, *subgid),
+        ),
+    }
+}
+
 /// The host uid and gid that container ids `uid:gid` map to in the sandbox's user namespace,
 /// when both are mapped (rootless without subordinate ids maps only container root).
 pub fn host_ids(uid: u32, gid: u32) -> Option<(u32, u32)> {
