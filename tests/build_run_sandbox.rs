@@ -1163,3 +1163,182 @@ fn multi_stage_build_gives_the_same_layers_rootless_and_as_root() {
         .expect("own");
     assert_eq!(own.2 & 0o7777, 0o4755);
 }
+
+/// Copies the dynamically linked `binary` and the libraries `ldd` lists for it into `rootfs`
+/// at the same paths.
+fn copy_with_libraries(binary: &str, rootfs: &Path) {
+    let ldd = Command::new("ldd").arg(binary).output().unwrap();
+    let mut files = vec![PathBuf::from(binary)];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        files.extend(path);
+    }
+    for f in files {
+        let dest = rootfs.join(f.strip_prefix("/").unwrap());
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(fs::canonicalize(&f).unwrap(), &dest).unwrap();
+    }
+}
+
+/// A running `ssh-agent` holding one fresh ed25519 key (comment `kiln-test-key`).
+struct TestAgent {
+    child: std::process::Child,
+    socket: PathBuf,
+    key: PathBuf,
+}
+
+impl TestAgent {
+    fn start(dir: &Path) -> TestAgent {
+        let key = dir.join("id_test");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln-test-key", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while !socket.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let status = Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &socket)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        TestAgent { child, socket, key }
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_mount_forwards_the_agent_only_to_runs_that_ask_for_it() {
+    if skipped("ssh_mount_forwards_the_agent_only_to_runs_that_ask_for_it") {
+        return;
+    }
+    if !(have("ssh-agent") && have("ssh-add") && have("ssh-keygen") && have("ldd")) {
+        eprintln!("skipped: ssh_mount_forwards_the_agent_only_to_runs_that_ask_for_it: needs openssh-client (scripts/setup.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let agent = TestAgent::start(dir.path());
+    // A base with ssh-add in it.
+    let base = context(dir.path(), "sshbase", "FROM bb:1\nCOPY rootfs/ /\n");
+    copy_with_libraries("/usr/bin/ssh-add", &base.join("rootfs"));
+    let out = build(&root, &base, &["-t", "sshbase:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let host_socket = agent.socket.display().to_string();
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM sshbase:1\n\
+             RUN --mount=type=ssh ssh-add -l > /keys; echo \"sock=$SSH_AUTH_SOCK\" >> /keys; \
+                 stat -c '%a %u' $SSH_AUTH_SOCK >> /keys; find / -type s > /sockets 2>/dev/null\n\
+             RUN --mount=type=ssh,id=other,target=/agent,env=MY_SOCK,mode=0660,required=false \
+                 echo \"my=[$MY_SOCK] auth=[$SSH_AUTH_SOCK]\" > /optional\n\
+             RUN echo \"sock=[$SSH_AUTH_SOCK]\" > /nomount; find / -type s >> /nomount 2>/dev/null; \
+                 echo end >> /nomount\n"
+    );
+    let dest = dir.path().join("out");
+    let output = format!("type=local,dest={}", dest.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "--ssh",
+            "default",
+        ])
+        .args(["-t", "app:1", "-o", &output])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keys = read(&dest.join("keys"));
+    assert!(
+        keys.contains("kiln-test-key")
+            && keys.contains("sock=/run/buildkit/ssh_agent.0")
+            && keys.contains("600 0"),
+        "{keys}"
+    );
+    // `id=other` was not forwarded and is not required: no mount, no variable.
+    assert_eq!(read(&dest.join("optional")).trim(), "my=[] auth=[]");
+    assert_eq!(
+        read(&dest.join("sockets")).trim(),
+        "/run/buildkit/ssh_agent.0"
+    );
+    // A RUN without the mount has no variable and no socket at all to connect to.
+    assert_eq!(read(&dest.join("nomount")), "sock=[]\nend\n");
+    // Nothing of the agent in the image or the store.
+    assert!(!dest.join("run/buildkit").exists());
+    for tar in layer_tars(&root, "app:1") {
+        for (path, _, _) in entries(&tar) {
+            assert!(
+                !path.starts_with("run/buildkit"),
+                "ssh target in a layer: {path}"
+            );
+        }
+    }
+    let hits = tree_contains(&root, host_socket.as_bytes());
+    assert!(hits.is_empty(), "the agent's socket path is in {hits:?}");
+
+    // A key file instead of a socket: kiln runs an agent of its own for the build.
+    let key_arg = format!("default={}", agent.key.display());
+    let dest2 = dir.path().join("out2");
+    let output2 = format!("type=local,dest={}", dest2.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env_remove("SSH_AUTH_SOCK")
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "--no-cache",
+            "--ssh",
+            &key_arg,
+        ])
+        .args(["-o", &output2])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(read(&dest2.join("keys")).contains("kiln-test-key"));
+
+    // A required agent that was not forwarded is an error that says how to forward it.
+    let req = context(
+        dir.path(),
+        "req",
+        "FROM sshbase:1\nRUN --mount=type=ssh,required=true true\n",
+    );
+    let out = build(&root, &req, &["--network=none"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("kiln build --ssh default"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -81,6 +81,8 @@ pub struct BuildRequest {
     pub allow_network_host: bool,
     /// `--memory`, `--pids-limit`: limits of each RUN (none by default, as docker build).
     pub limits: sandbox::ResourceLimits,
+    /// `--ssh`: the agent socket of each id, for `RUN --mount=type=ssh`.
+    pub ssh_agents: BTreeMap<String, PathBuf>,
 }
 
 impl BuildRequest {
@@ -103,6 +105,7 @@ impl BuildRequest {
             network: NetworkMode::Slirp,
             allow_network_host: false,
             limits: sandbox::ResourceLimits::default(),
+            ssh_agents: BTreeMap::new(),
         }
     }
 }
@@ -1348,8 +1351,17 @@ fn run_instruction_inner(
                 inputs.vars.insert(k.to_owned(), v.to_owned());
             }
             let mut mounts = Vec::new();
+            let mut ssh_mounts = 0;
             for (i, mount) in run.flags.mounts.iter().enumerate() {
-                let (plan, key) = plan_mount(shared, &mut x, mount, &workdir)?;
+                // BuildKit numbers the default targets of a RUN's ssh mounts.
+                let mut mount = mount.clone();
+                if mount.kind == crate::syntax::flags::MountType::Ssh {
+                    if mount.target.is_none() {
+                        mount.target = Some(format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                    }
+                    ssh_mounts += 1;
+                }
+                let (plan, key) = plan_mount(shared, &mut x, &mount, &workdir)?;
                 inputs.flags.insert(format!("mount{i}"), key);
                 mounts.push(plan);
             }
@@ -2409,7 +2421,10 @@ fn run_step(
                 scratch: &scratch,
             },
             shared.context.root(),
-            &shared.request.secrets,
+            &runmount::Given {
+                secrets: &shared.request.secrets,
+                ssh_agents: &shared.request.ssh_agents,
+            },
             &mut leases,
             |layers, dest| {
                 rootfs::extract(shared.store, layers, dest).map_err(|source| BuildError::Rootfs {
@@ -2420,7 +2435,8 @@ fn run_step(
             |e| mount_error(line, e),
         )?;
         spec.mounts = prepared.mounts;
-        // `env=` secrets: in this run's environment only, never in the key or the config.
+        // `env=` secrets and ssh sockets: in this run's environment only, never in the key or
+        // the config.
         spec.env.extend(prepared.env);
     }
 

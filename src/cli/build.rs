@@ -98,6 +98,10 @@ pub struct BuildArgs {
     /// Grant an entitlement: `network.host` (lets RUN use the host's network).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// Forward an SSH agent to `RUN --mount=type=ssh`: `default` (the agent at
+    /// $SSH_AUTH_SOCK), or ID=SOCKET or ID=KEY[,KEY…] (repeatable).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEY[,KEY…]]")]
+    pub ssh: Vec<String>,
     /// Memory limit of each RUN, e.g. `512m` or `2g` (units b, k, m, g; default: none, as
     /// docker build). Enforced through a cgroup where one is writable.
     #[arg(short = 'm', long = "memory", value_name = "BYTES", value_parser = parse_memory)]
@@ -401,7 +405,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         }
         NetworkArg::Host => crate::sandbox::NetworkMode::Host,
     };
-    let request = BuildRequest {
+    let mut request = BuildRequest {
         dockerfile_name: file,
         context: args.context.clone(),
         build_args,
@@ -424,6 +428,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             memory_bytes: args.memory,
             pids: args.pids_limit,
         },
+        ssh_agents: BTreeMap::new(),
     };
     // docker counts `--build-arg K` with K unset in the environment as given
     // (it is warned about when no ARG consumes it) but passes no value.
@@ -444,6 +449,12 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         Ok(store) => store,
         Err(e) => return usage(&crate::image::error_chain(&e)),
     };
+    // Key-file agents live until the build is over (dropped at the end of this function).
+    let ssh_agents = match build::ssh::SshAgents::from_flags(&args.ssh, &store.tmp_dir()) {
+        Ok(agents) => agents,
+        Err(e) => return usage(&error_chain(&e)),
+    };
+    request.ssh_agents = ssh_agents.sockets().clone();
     cancel_on_signals();
     let (tx, rx) = mpsc::channel();
     let mode = if args.quiet {
