@@ -11,8 +11,8 @@
 //! | S1 fd leak / cwd outside root | sandbox_security::workdir_through_proc_self_fd_cannot_reach_the_host, ::no_host_descriptor_is_inherited |
 //! | S2 builder binary overwrite | sandbox_security::run_cannot_see_or_rewrite_the_builder_binary, ::proc_shows_only_the_sandbox_processes |
 //! | S3 masks through image inodes | sandbox_security::symlinked_proc_or_dev_in_the_image_is_refused, ::masked_and_read_only_paths_are_mounts_over_proc_and_sys, ::dev_has_exactly_the_minimal_device_set |
-//! | S4 procfs write redirection | src/sandbox/procfs.rs::a_root_that_is_not_procfs_is_refused, ::symlinks_and_paths_leaving_the_root_are_refused, ::a_write_through_the_checked_root_reaches_procfs (the id-map writes go through it; gap: the root is the host's /proc checked by fstatfs, not a procfs instance kiln mounts; the parallel-stage symlink-swap race is not written) |
-//! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape; the 200-iteration race loop is not written) |
+//! | S4 procfs write redirection | src/sandbox/procfs.rs::a_root_that_is_not_procfs_is_refused, ::symlinks_and_paths_leaving_the_root_are_refused, ::a_write_through_the_checked_root_reaches_procfs (the id-map writes go through it; gap: the root is the host's /proc checked by fstatfs, not a procfs instance kiln mounts. The parallel-stage symlink-swap race is not written as a test because it cannot fail here: kiln's only procfs writes are made by the host-side parent under the host's `/proc/<pid>/`, a path no RUN can change (a RUN's mounts are in its own mount namespace and shared cache directories are not on that path), so a racing RUN has nothing to swap; the fake-procfs unit tests check the helper directly) |
+//! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape), ::mount_target_race_through_a_shared_cache_never_reaches_the_host (the race: one RUN swaps a shared cache's directory for symlinks to a host dir while another mounts a tmpfs below it 200 times; without `RESOLVE_IN_ROOT` in `sys::open_in_root` it creates `x` in the host dir) |
 //! | S6 policy on every start path | build_run_sandbox::host_network_and_insecure_security_need_entitlements, sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp |
 //! | S7 supplementary groups | sandbox_security::supplementary_groups_follow_buildkit |
 //! | S8 inheritable capabilities | sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp, ::non_root_user_has_no_effective_capabilities |
@@ -1002,4 +1002,81 @@ fn memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed() {
     let ran = run(s, dir);
     assert!(ran.output.contains("dd=0"), "{}", ran.output);
     assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::NotRequested);
+}
+
+/// Every path under `dir` with its content (empty for directories), sorted.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let content = if md.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push((p.display().to_string(), content));
+            if md.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn mount_target_race_through_a_shared_cache_never_reaches_the_host() {
+    if skipped("mount_target_race_through_a_shared_cache_never_reaches_the_host") {
+        return;
+    }
+    // Catalogue S5 as a race (runc CVE-2021-30465, CVE-2024-45310): RUN A keeps swapping the
+    // directory /c/m of a shared cache mount for symlinks to a host directory (absolute and
+    // through `..`) while RUN B, 200 times, mounts a tmpfs at /c/m/x through the same cache.
+    // Mount points are created and mounted by descriptor inside B's root, so whatever the
+    // timing, nothing appears in the host directory.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("canary"), "CANARY").unwrap();
+    let before = tree(host.path());
+    let cache = tempfile::tempdir().unwrap();
+    let h = host.path().display().to_string();
+    let swapper = format!(
+        "while [ ! -e /c/stop ]; do rm -rf /c/m; ln -s {h} /c/m; rm -f /c/m; \
+         ln -s ../../../../../../../../..{h} /c/m; rm -f /c/m; mkdir -p /c/m; done; echo swapped"
+    );
+    let (mut a, a_dir) = spec(&swapper);
+    let cache_mount = MountSpec::Cache {
+        source: cache.path().to_path_buf(),
+        subpath: String::new(),
+        target: "/c".into(),
+        readonly: false,
+    };
+    a.mounts.push(cache_mount.clone());
+    let racer = std::thread::spawn(move || run(a, a_dir));
+    // Let the swap loop start.
+    while !cache.path().join("m").exists() && !racer.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let (mut b, b_dir) = spec("true");
+        b.mounts.push(cache_mount.clone());
+        b.mounts.push(MountSpec::Tmpfs {
+            target: "/c/m/x".into(),
+            size: None,
+        });
+        let mut sink = |_: &[u8]| {};
+        match sandbox::run(&b, &mut sink) {
+            Ok(_) => ok += 1,
+            Err(_) => refused += 1,
+        }
+        drop(b_dir);
+    }
+    std::fs::write(cache.path().join("stop"), "").unwrap();
+    let a_ran = racer.join().unwrap();
+    assert!(a_ran.output.contains("swapped"), "{}", a_ran.output);
+    eprintln!("mount target race: {ok} runs mounted, {refused} refused");
+    assert_eq!(tree(host.path()), before, "the host directory changed");
 }
