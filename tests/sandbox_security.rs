@@ -18,7 +18,7 @@
 //! | S8 inheritable capabilities | sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp, ::non_root_user_has_no_effective_capabilities |
 //! | S9 host NSS code from the image | sandbox_security::user_names_come_from_the_image_passwd_file |
 //! | S10 processes alive during diff | sandbox_security::background_processes_die_with_the_run |
-//! | S11 host network by default | sandbox_security::network_none_has_only_loopback_and_no_route_to_the_host, ::slirp_network_has_a_route_out_but_cannot_reach_host_loopback, build_run_sandbox::default_network_cannot_reach_host_loopback_and_none_has_no_route, ::host_network_and_insecure_security_need_entitlements |
+//! | S11 host network by default | sandbox_security::network_none_has_only_loopback_and_no_route_to_the_host, ::slirp_network_has_a_route_out_but_cannot_reach_host_loopback, ::pasta_network_has_a_route_out_but_cannot_reach_host_loopback (the probes are `nc`: busybox-static's `wget` crashes here before connecting, so earlier wget probes could not fail; each fails now without `--disable-host-loopback` / `--no-map-gw`), build_run_sandbox::default_network_cannot_reach_host_loopback_and_none_has_no_route, ::host_network_and_insecure_security_need_entitlements |
 //! | M1 cache subpath through a symlink | sandbox_security::mount_sources_resolve_inside_their_root |
 //! | M2 stub cleanup deletes host files | sandbox_security::teardown_never_deletes_host_files_through_a_moved_mount_stub |
 //! | M3 bind source through a symlink | sandbox_security::mount_sources_resolve_inside_their_root |
@@ -298,6 +298,21 @@ fn workdir_through_proc_self_fd_cannot_reach_the_host() {
     drop(held);
 }
 
+/// Asserts that the `timeout 4 nc -w 2` probes a RUN printed as `<name>=<exit code>` failed to
+/// connect: 1 to 127. A connection makes nc wait for the listener (which never accepts) until
+/// `timeout` kills it (143); 0 would be a completed exchange; a crash is 128 or more too.
+/// busybox-static's `wget` crashes here before it connects, so it cannot be the probe.
+fn assert_probes_ran_and_failed(output: &str, names: &[&str]) {
+    for name in names {
+        let code: u32 = output
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(255);
+        assert!((1..128).contains(&code), "{name}={code}: {output}");
+    }
+}
+
 #[test]
 fn network_none_has_only_loopback_and_no_route_to_the_host() {
     if skipped("network_none_has_only_loopback_and_no_route_to_the_host") {
@@ -308,8 +323,8 @@ fn network_none_has_only_loopback_and_no_route_to_the_host() {
     let port = listener.local_addr().unwrap().port();
     let ran = sh(&format!(
         "ip -o link | cut -d: -f2; echo ROUTES; ip route; echo END; \
-         wget -q -T 2 -O- http://127.0.0.1:{port}/ && echo reached-host; \
-         wget -q -T 2 -O- http://10.0.2.2:{port}/ && echo reached-gateway; echo done"
+         echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo host=$?; \
+         echo x | timeout 4 nc -w 2 10.0.2.2 {port}; echo gateway=$?; echo done"
     ));
     assert_eq!(ran.outcome.network, NetworkMode::None);
     let links: Vec<&str> = ran
@@ -329,7 +344,7 @@ fn network_none_has_only_loopback_and_no_route_to_the_host() {
         .next()
         .unwrap();
     assert!(routes.trim().is_empty(), "routes: {routes}");
-    assert!(!ran.output.contains("reached"), "{}", ran.output);
+    assert_probes_ran_and_failed(&ran.output, &["host", "gateway"]);
     assert!(
         listener.accept().is_err(),
         "the sandbox connected to the host listener"
@@ -349,8 +364,8 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (mut s, dir) = spec(&format!(
-        "ip route; wget -q -T 2 -O- http://10.0.2.2:{port}/ && echo reached-gateway; \
-         wget -q -T 2 -O- http://127.0.0.1:{port}/ && echo reached-loopback; echo done"
+        "ip route; echo x | timeout 4 nc -w 2 10.0.2.2 {port}; echo gateway=$?; \
+         echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo loopback=$?; echo done"
     ));
     s.network = NetworkMode::Slirp;
     let ran = run(s, dir);
@@ -365,7 +380,47 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
         "{}",
         ran.output
     );
-    assert!(!ran.output.contains("reached"), "{}", ran.output);
+    assert_probes_ran_and_failed(&ran.output, &["gateway", "loopback"]);
+    assert!(ran.output.contains("done"));
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox connected to the host listener"
+    );
+}
+
+#[test]
+fn pasta_network_has_a_route_out_but_cannot_reach_host_loopback() {
+    if skipped("pasta_network_has_a_route_out_but_cannot_reach_host_loopback") {
+        return;
+    }
+    if sandbox_support::which("pasta").is_none() {
+        let _ = writeln!(std::io::stderr(), "skipped: pasta_network_has_a_route_out_but_cannot_reach_host_loopback: pasta is not installed (package passt)");
+        return;
+    }
+    // pasta copies the host's address and gateway into the namespace; by default it maps the
+    // gateway address to the host's loopback (kiln passes --no-map-gw) and forwards ports in
+    // both directions (kiln passes none).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (mut s, dir) = spec(&format!(
+        "ip route; gw=$(ip route | awk '/^default/ {{print $3}}'); echo gw=$gw; \
+         echo x | timeout 4 nc -w 2 $gw {port}; echo gateway=$?; \
+         echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo loopback=$?; \
+         cat /etc/resolv.conf; echo done"
+    ));
+    s.network = NetworkMode::Pasta;
+    let ran = run(s, dir);
+    assert_eq!(
+        ran.outcome.network,
+        NetworkMode::Pasta,
+        "{:?}",
+        ran.outcome.warnings
+    );
+    assert!(ran.output.contains("default via"), "{}", ran.output);
+    assert!(!ran.output.contains("gw=\n"), "{}", ran.output);
+    assert_probes_ran_and_failed(&ran.output, &["gateway", "loopback"]);
+    assert!(ran.output.contains("nameserver 10.0.2.3"), "{}", ran.output);
     assert!(ran.output.contains("done"));
     assert!(
         listener.accept().is_err(),

@@ -1950,6 +1950,7 @@ fn network_name(mode: NetworkMode) -> &'static str {
     match mode {
         NetworkMode::None => "none",
         NetworkMode::Slirp => "slirp4netns",
+        NetworkMode::Pasta => "pasta",
         NetworkMode::Host => "host",
     }
 }

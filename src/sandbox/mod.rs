@@ -48,8 +48,13 @@ pub use unpack::{unpack_layer, unpack_layer_limited, UnpackReport};
 pub enum NetworkMode {
     /// A new network namespace with only loopback up.
     None,
-    /// A new network namespace connected through `slirp4netns --disable-host-loopback`.
+    /// A new network namespace with outbound access through a user-mode network stack:
+    /// `slirp4netns --disable-host-loopback`, or `pasta --no-map-gw` when slirp4netns is not
+    /// installed or `KILN_NETWORK_PROVIDER=pasta` is set ([`RunOutcome::network`] says which).
     Slirp,
+    /// A new network namespace connected through `pasta` (package `passt`) with the gateway
+    /// not mapped to the host and no port forwarded either way.
+    Pasta,
     /// The host's network namespace (the caller checks the `network.host` entitlement).
     Host,
 }
@@ -198,7 +203,8 @@ pub struct RunOutcome {
     /// Wall time from before the first fork to after teardown.
     pub duration: Duration,
     pub root_mode: RootMode,
-    /// The network mode actually used (Slirp falls back to None when slirp4netns is missing).
+    /// The network mode actually used: Slirp becomes Pasta when pasta is the provider, and
+    /// None when no provider is installed or it failed to start.
     pub network: NetworkMode,
     /// Things the user should know (for example a network fallback), one sentence each.
     pub warnings: Vec<String>,
