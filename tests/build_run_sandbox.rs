@@ -624,8 +624,8 @@ fn prune_removes_snapshots_no_image_or_record_uses() {
 }
 
 #[test]
-fn without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it() {
-    if skipped("without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it") {
+fn without_slirp4netns_runs_get_pasta_or_no_network_and_a_hint_to_install_it() {
+    if skipped("without_slirp4netns_runs_get_pasta_or_no_network_and_a_hint_to_install_it") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -653,13 +653,40 @@ fn without_slirp4netns_runs_get_no_network_and_a_hint_to_install_it() {
         .unwrap();
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("install the slirp4netns package"), "{log}");
+    assert!(
+        log.contains("install the slirp4netns or the passt package"),
+        "{log}"
+    );
     assert!(log.contains("sandbox: network none"), "{log}");
     assert_eq!(
         read(&dest.join("route")).lines().count(),
         1,
         "a route without slirp4netns"
     );
+    // With pasta but no slirp4netns in PATH, pasta gives the RUN its network.
+    if let Some(pasta) = sandbox_support::which("pasta") {
+        symlink(pasta, empty.join("pasta")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("PATH", &empty)
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "build",
+                "--progress=plain",
+            ])
+            .args([
+                "--no-cache",
+                "-o",
+                &format!("type=local,dest={}", dest.display()),
+            ])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        assert!(log.contains("sandbox: network pasta"), "{log}");
+        assert!(read(&dest.join("route")).lines().count() > 1, "{log}");
+    }
 }
 
 #[test]
