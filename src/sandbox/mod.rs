@@ -14,6 +14,9 @@
 //! inside the root), pivot_root, capabilities, seccomp, closing every fd above 2, chdir with a
 //! reachability check, exec. When overlayfs cannot be mounted, the run is retried on a copy of
 //! the lower dirs and the differences are written into the upper dir afterwards (`copyroot`).
+//! With [`RunSpec::limits`] set, the run gets a cgroup of its own (`cgroup`), joined by the
+//! container's first process and removed after the run; the default network is slirp4netns or
+//! pasta (`spawn`).
 
 // This is the one module that talks to the kernel directly (fork, namespaces, mounts, capset,
 // seccomp, openat2); every unsafe block carries a SAFETY comment and lives in `sys` or next to
