@@ -82,6 +82,10 @@ pub struct BuildRequest {
     /// `--security-opt no-new-privileges`: RUN processes get no_new_privs (off by default,
     /// as in BuildKit, so su and sudo work).
     pub no_new_privileges: bool,
+    /// `--memory`, `--pids-limit`: limits of each RUN (none by default, as docker build).
+    pub limits: sandbox::ResourceLimits,
+    /// `--ssh`: the agent socket of each id, for `RUN --mount=type=ssh`.
+    pub ssh_agents: BTreeMap<String, PathBuf>,
 }
 
 impl BuildRequest {
@@ -104,6 +108,8 @@ impl BuildRequest {
             network: NetworkMode::Slirp,
             allow_network_host: false,
             no_new_privileges: false,
+            limits: sandbox::ResourceLimits::default(),
+            ssh_agents: BTreeMap::new(),
         }
     }
 }
@@ -150,6 +156,8 @@ pub enum Event {
         id: usize,
         network: String,
         rootfs: String,
+        /// `none` (no limit asked for), `cgroup (memory …, pids …)`, or `not enforced (why)`.
+        limits: String,
         /// How long the sandboxed run took (setup, command, teardown), without the layer.
         run_micros: u64,
     },
@@ -1364,8 +1372,17 @@ fn run_instruction_inner(
                 inputs.vars.insert(k.to_owned(), v.to_owned());
             }
             let mut mounts = Vec::new();
+            let mut ssh_mounts = 0;
             for (i, mount) in run.flags.mounts.iter().enumerate() {
-                let (plan, key) = plan_mount(shared, &mut x, mount, &workdir)?;
+                // BuildKit numbers the default targets of a RUN's ssh mounts.
+                let mut mount = mount.clone();
+                if mount.kind == crate::syntax::flags::MountType::Ssh {
+                    if mount.target.is_none() {
+                        mount.target = Some(format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                    }
+                    ssh_mounts += 1;
+                }
+                let (plan, key) = plan_mount(shared, &mut x, &mount, &workdir)?;
                 inputs.flags.insert(format!("mount{i}"), key);
                 mounts.push(plan);
             }
@@ -1960,6 +1977,7 @@ fn network_name(mode: NetworkMode) -> &'static str {
     match mode {
         NetworkMode::None => "none",
         NetworkMode::Slirp => "slirp4netns",
+        NetworkMode::Pasta => "pasta",
         NetworkMode::Host => "host",
     }
 }
@@ -2389,6 +2407,24 @@ fn snapshots(
     Ok(dirs)
 }
 
+/// How a RUN's limits were applied, for `--progress=plain`.
+fn limits_text(asked: &sandbox::ResourceLimits, got: &sandbox::LimitsEnforcement) -> String {
+    let mut parts = Vec::new();
+    if let Some(bytes) = asked.memory_bytes {
+        parts.push(format!("memory {bytes} bytes"));
+    }
+    if let Some(pids) = asked.pids {
+        parts.push(format!("pids {pids}"));
+    }
+    match got {
+        sandbox::LimitsEnforcement::NotRequested => "none".to_owned(),
+        sandbox::LimitsEnforcement::Cgroup => format!("cgroup ({})", parts.join(", ")),
+        sandbox::LimitsEnforcement::NotEnforced(why) => {
+            format!("not enforced ({}: {why})", parts.join(", "))
+        }
+    }
+}
+
 /// RUN: the command runs in the sandbox on the stage's snapshots; what it
 /// changed in the overlay's upper directory becomes the layer.
 fn run_step(
@@ -2417,6 +2453,7 @@ fn run_step(
     spec.network = job.network;
     spec.no_new_privs = shared.request.no_new_privileges;
     spec.stdin.clone_from(&job.stdin);
+    spec.limits = shared.request.limits;
     let mut leases = runmount::Leases::default();
     if !job.mounts.is_empty() {
         let scratch = dirs.0.join("mounts");
@@ -2429,7 +2466,10 @@ fn run_step(
                 scratch: &scratch,
             },
             shared.context.root(),
-            &shared.request.secrets,
+            &runmount::Given {
+                secrets: &shared.request.secrets,
+                ssh_agents: &shared.request.ssh_agents,
+            },
             &mut leases,
             |layers, dest| {
                 rootfs::extract(shared.store, layers, dest).map_err(|source| BuildError::Rootfs {
@@ -2440,7 +2480,8 @@ fn run_step(
             |e| mount_error(line, e),
         )?;
         spec.mounts = prepared.mounts;
-        // `env=` secrets: in this run's environment only, never in the key or the config.
+        // `env=` secrets and ssh sockets: in this run's environment only, never in the key or
+        // the config.
         spec.env.extend(prepared.env);
     }
 
@@ -2476,6 +2517,7 @@ fn run_step(
             sandbox::RootMode::Copy => "copy",
         }
         .to_owned(),
+        limits: limits_text(&spec.limits, &outcome.limits),
         run_micros: u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
     });
     if !partial.is_empty() {
@@ -2491,6 +2533,10 @@ fn run_step(
         sandbox::ExitStatus::Code(code) => Some(format!("exited with code {code}")),
         sandbox::ExitStatus::Signal(sig) => Some(format!("was killed by signal {sig}")),
     };
+    let status = status.map(|s| match outcome.limit_hits.is_empty() {
+        true => s,
+        false => format!("{s}: {}", outcome.limit_hits.join("; ")),
+    });
     if let Some(status) = status {
         return Err(BuildError::RunFailed {
             line,
@@ -2616,10 +2662,12 @@ fn append_upper_entry(
         source,
     };
     let md = fs::symlink_metadata(&full).map_err(read_error)?;
+    // Rootless, the upper dir holds host ids (the building user for container root).
+    let (uid, gid) = sandbox::container_ids(md.uid(), md.gid());
     let meta = EntryMeta {
         mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
+        uid,
+        gid,
         mtime: md.mtime(),
     };
     let kind = md.file_type();
