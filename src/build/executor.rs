@@ -2327,7 +2327,7 @@ struct RunDirs(PathBuf);
 
 impl Drop for RunDirs {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        let _ = crate::image::remove_tree(&self.0);
     }
 }
 

@@ -25,6 +25,7 @@ pub use error::{Result, StoreError};
 pub use gc::{error_chain, FsckReport, Problem, PruneOptions, PruneReport};
 pub use index::{canonical_json, Image, ImageSummary, Removed, IMAGE_NAME, REF_NAME};
 pub use reference::{Reference, ReferenceError};
+pub(crate) use store::remove_tree;
 pub use store::{Blob, BlobSink, BlobWriter, LockMode, Store, VerifiedReader, MAX_DOCUMENT_SIZE};
 
 /// The store location: `$KILN_ROOT` is handled by the CLI; this is the default under the

@@ -659,7 +659,7 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
         let entry = entry.map_err(|e| StoreError::io("read directory", dir, e))?;
         let path = entry.path();
         let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            fs::remove_dir_all(&path)
+            remove_tree(&path)
         } else {
             fs::remove_file(&path)
         };
@@ -670,6 +670,39 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// Removes the directory tree at `path` (symlinks are removed, never followed), also when
+/// it holds directories without permissions: overlayfs leaves its `work/work` directory
+/// mode 000, and rootless that stops `remove_dir_all` with EACCES. Such directories are made
+/// 0700 (they are ours) and the removal is tried again.
+///
+/// # Errors
+/// The tree cannot be removed even then.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            open_up_dirs(path);
+            fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+/// Gives every real directory under `dir` (itself included) mode 0700, best effort.
+fn open_up_dirs(dir: &Path) {
+    let is_dir = fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+    if !is_dir {
+        return;
+    }
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up_dirs(&entry.path());
+            }
+        }
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
