@@ -2482,6 +2482,8 @@ fn run_step(
         source_date_epoch: shared.request.source_date_epoch,
         ..LayerOptions::default()
     };
+    // Counted first: a lazy commit moves the upper dir into the store.
+    let (added, modified, deleted) = count_run_changes(shared, state, line, &upper, &changes)?;
     let mut record = if is_lazy_candidate(shared, &upper, &entries) {
         commit_lazy_layer(shared, line, options, &upper, entries)?
     } else {
@@ -2489,7 +2491,6 @@ fn run_step(
             write_tree_layer(&upper, &entries, w)
         })?
     };
-    let (added, modified, deleted) = count_run_changes(shared, state, line, &upper, &changes)?;
     record.added = added;
     record.modified = modified;
     record.deleted = deleted;
@@ -2541,7 +2542,6 @@ fn commit_lazy_layer(
         line,
         source: Box::new(source),
     };
-    let t0 = std::time::Instant::now();
     // The data must reach the disk before the layer is named; the writeback runs while
     // the stream is hashed instead of after it.
     let (flushed, hashed) = std::thread::scope(|scope| {
