@@ -391,3 +391,43 @@ impl Read for LazyStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lazy_layer_reads_as_its_tree_s_tar_and_fails_once_the_tree_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        // On the store's filesystem, as a RUN's upper dir is.
+        let tree = store.tmp_dir().join("upper");
+        fs::create_dir_all(tree.join("d")).unwrap();
+        fs::write(tree.join("d/f"), b"content").unwrap();
+        let entries = vec![
+            TreeEntry::Whiteout("gone".to_owned()),
+            TreeEntry::Path("d".to_owned()),
+            TreeEntry::Path("d/f".to_owned()),
+        ];
+        let mut writer = LayerWriter::new(Vec::new(), Compression::None, LayerOptions::default());
+        write_tree_layer(&tree, &entries, &mut writer).unwrap();
+        let (eager, _) = writer.finish().unwrap();
+        let digest = Digest::of(&eager);
+        let layer = LazyLayer {
+            digest: digest.clone(),
+            size: eager.len() as u64,
+            source_date_epoch: None,
+            entries,
+        };
+        store.put_lazy_layer(&tree, &layer).unwrap();
+        assert!(!tree.exists());
+        assert!(store.has_blob(&digest) && !store.has_blob_file(&digest));
+        assert_eq!(store.blob_size(&digest).unwrap(), Some(eager.len() as u64));
+        assert_eq!(store.read_blob(&digest).unwrap(), eager);
+
+        let file = store.lazy_source(&digest).unwrap().join("tree/d/f");
+        fs::write(file, b"CONTENT").unwrap();
+        let err = store.read_blob(&digest).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+}
