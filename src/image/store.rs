@@ -10,6 +10,7 @@
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
 //! copy-from/<hex>         extracted `COPY --from` sources (a cache; prune empties it)
+//! layers/<hex>/           lazy layers: a RUN's tree standing in for its blob (`lazy.rs`)
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
 //! instant leaves either the old file or the new one (catalogue R1). A build batches the
