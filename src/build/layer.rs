@@ -1095,7 +1095,7 @@ fn append_tree_path<W: Write + Send + 'static>(
     path: &str,
     links: &mut BTreeMap<(u64, u64), String>,
 ) -> Result<(), LayerError> {
-    use std::os::unix::fs::MetadataExt as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let full = root.join(path);
     let read_error = |source| LayerError::Read {
         path: path.to_owned(),
@@ -1124,7 +1124,13 @@ fn append_tree_path<W: Write + Send + 'static>(
             }
             links.insert((md.dev(), md.ino()), path.to_owned());
         }
-        let mut file = File::open(&full).map_err(read_error)?;
+        // O_NOFOLLOW: a file swapped for a symlink since the lstat above must not pull
+        // in what it points at.
+        let mut file = File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&full)
+            .map_err(read_error)?;
         w.append_file(path, &meta, md.len(), &mut file)
     } else {
         Ok(())
