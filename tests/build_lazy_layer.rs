@@ -295,7 +295,14 @@ fn crashes_around_a_lazy_commit_leave_a_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
     let root = store_with_busybox(dir.path());
     let ctx = context(dir.path(), "ctx", DOCKERFILE);
-    for point in ["lazy-before-rename", "lazy-after-rename"] {
+    for point in [
+        "lazy-before-rename",
+        "lazy-after-rename",
+        // The build's one flush, before the trees and blobs are synced and the records
+        // written.
+        "sync-before-blobs",
+    ] {
+        let before = step_records(&root);
         let out = kiln_with(
             &root,
             &["build", "-q", "-t", "lazy:1", ctx.to_str().unwrap()],
@@ -307,6 +314,11 @@ fn crashes_around_a_lazy_commit_leave_a_consistent_store() {
             "{point}: kiln was expected to crash"
         );
         assert!(!kiln_ok(&root, &["images"]).contains("lazy"), "{point}");
+        assert_eq!(
+            step_records(&root),
+            before,
+            "{point}: a record names a layer that was never synced"
+        );
         let fsck = kiln_with(&root, &["fsck"], LAZY, None);
         assert!(
             fsck.status.success(),
@@ -323,6 +335,17 @@ fn crashes_around_a_lazy_commit_leave_a_consistent_store() {
         kiln_ok(&root, &["rmi", "lazy:1"]);
         kiln_ok(&root, &["prune"]);
     }
+}
+
+/// Names of the step records in the store.
+fn step_records(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
