@@ -416,6 +416,33 @@ impl Store {
         Ok(report)
     }
 
+    /// Regenerates a lazy layer and checks it against its digest: (bytes, problem).
+    fn rehash_lazy(&self, digest: &Digest, dir: &Path) -> (u64, Option<Problem>) {
+        let problem = |message: String| Problem {
+            path: dir.to_path_buf(),
+            digest: Some(digest.clone()),
+            message,
+        };
+        let mut reader = match self.open_blob(digest) {
+            Ok(reader) => reader,
+            Err(e) => return (0, Some(problem(error_chain(&e)))),
+        };
+        // The generator hashes the stream it makes; reading it to the end checks it.
+        match io::copy(&mut reader, &mut io::sink()) {
+            Ok(size) => (size, None),
+            Err(e) => {
+                let e = StoreError::io("read lazy layer", dir, e);
+                (
+                    0,
+                    Some(problem(format!(
+                        "lazy layer is corrupt: {}",
+                        error_chain(&e)
+                    ))),
+                )
+            }
+        }
+    }
+
     /// Checks one referenced blob (size, and, for manifests and indexes, what they name).
     fn check_document(
         &self,
@@ -573,35 +600,6 @@ fn rehash(digest: &Digest, path: &PathBuf) -> (u64, Option<Problem>) {
                 message: format!("failed to read blob: {e}"),
             }),
         ),
-    }
-}
-
-impl Store {
-    /// Regenerates a lazy layer and checks it against its digest: (bytes, problem).
-    fn rehash_lazy(&self, digest: &Digest, dir: &Path) -> (u64, Option<Problem>) {
-        let problem = |message: String| Problem {
-            path: dir.to_path_buf(),
-            digest: Some(digest.clone()),
-            message,
-        };
-        let mut reader = match self.open_blob(digest) {
-            Ok(reader) => reader,
-            Err(e) => return (0, Some(problem(error_chain(&e)))),
-        };
-        // The generator hashes the stream it makes; reading it to the end checks it.
-        match io::copy(&mut reader, &mut io::sink()) {
-            Ok(size) => (size, None),
-            Err(e) => {
-                let e = StoreError::io("read lazy layer", dir, e);
-                (
-                    0,
-                    Some(problem(format!(
-                        "lazy layer is corrupt: {}",
-                        error_chain(&e)
-                    ))),
-                )
-            }
-        }
     }
 }
 
