@@ -260,7 +260,13 @@ fn durable_paths(dir: &Path, layer: &LazyLayer) -> Vec<PathBuf> {
             parent = p.parent();
         }
     }
-    paths.into_iter().collect()
+    // A directory the builder may not open (mode 000 in a rootless build) is left to the
+    // journal, which commits its entries before the later rename into `layers/`; a regular
+    // file it could not open could not have been hashed either.
+    paths
+        .into_iter()
+        .filter(|p| !p.is_dir() || fs::File::open(p).is_ok())
+        .collect()
 }
 
 /// Removes a staging directory (and what it holds) when dropped.
