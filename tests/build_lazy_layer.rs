@@ -389,3 +389,21 @@ fn concurrent_builds_of_the_same_lazy_layer_both_succeed() {
         .status
         .success());
 }
+
+#[test]
+fn compressed_layers_are_always_written_as_blobs() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(dir.path(), "ctx", DOCKERFILE);
+    // A compressed layer's digest is the compressor's output: there is nothing to keep lazily.
+    build(&root, &ctx, LAZY, &["--compression", "gzip"]);
+    assert!(lazy_layers(&root).is_empty());
+    for digest in &layer_digests(&root)[1..] {
+        assert!(blob_names(&root).contains(&digest[7..].to_owned()));
+    }
+    assert!(kiln_ok(&root, &["fsck"]).contains(": ok"));
+}
