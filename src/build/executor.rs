@@ -39,8 +39,8 @@ use super::chmod::{Chmod, ChmodError};
 use super::config::{rfc3339, History, ImageConfig};
 use super::context::{BuildContext, ContextError, CopyOptions, StatIndex};
 use super::layer::{
-    path_order, write_copy_layer, Compression, EntryMeta, LayerError, LayerInfo, LayerOptions,
-    LayerWriter,
+    path_order, write_copy_layer, write_tree_layer, Compression, EntryMeta, LayerError, LayerInfo,
+    LayerOptions, LayerWriter, TreeEntry,
 };
 use super::rootfs::{self, PathKind, PathSet, RootfsError};
 use super::runmount::{self, BindFrom, MountError, MountPlan, SecretValue};
@@ -2555,43 +2555,114 @@ fn run_step(
     }
     // Sort by the tar name each change produces: that is the order the
     // layer writer checks.
-    let mut entries: Vec<(String, &sandbox::Change)> = changes
+    let mut entries: Vec<(String, TreeEntry)> = changes
         .iter()
         .map(|c| {
-            let name = match c.kind {
-                RunChange::Whiteout => match c.path.rsplit_once('/') {
-                    Some((dir, name)) => format!("{dir}/.wh.{name}"),
-                    None => format!(".wh.{}", c.path),
-                },
-                RunChange::Opaque => format!("{}/.wh..wh..opq", c.path),
-                RunChange::Added | RunChange::Modified => c.path.clone(),
+            let entry = match c.kind {
+                RunChange::Whiteout => TreeEntry::Whiteout(c.path.clone()),
+                RunChange::Opaque => TreeEntry::Opaque(c.path.clone()),
+                RunChange::Added | RunChange::Modified => TreeEntry::Path(c.path.clone()),
             };
-            (name, c)
+            (entry.tar_name(), entry)
         })
         .collect();
     entries.sort_by(|a, b| path_order(&a.0, &b.0));
+    let entries: Vec<TreeEntry> = entries.into_iter().map(|(_, e)| e).collect();
     let options = LayerOptions {
         source_date_epoch: shared.request.source_date_epoch,
         ..LayerOptions::default()
     };
-    let mut record = write_layer(shared, line, options, None, |w| {
-        let mut links = BTreeMap::new();
-        for (_, change) in &entries {
-            match change.kind {
-                RunChange::Whiteout => w.append_whiteout(&change.path)?,
-                RunChange::Opaque => w.append_opaque(&change.path)?,
-                RunChange::Added | RunChange::Modified => {
-                    append_upper_entry(w, &upper, &change.path, &mut links)?;
-                }
-            }
-        }
-        Ok(())
-    })?;
+    // Counted first: a lazy commit moves the upper dir into the store.
     let (added, modified, deleted) = count_run_changes(shared, state, line, &upper, &changes)?;
+    let mut record = if is_lazy_candidate(shared, &upper, &entries) {
+        commit_lazy_layer(shared, line, options, &upper, entries)?
+    } else {
+        write_layer(shared, line, options, None, |w| {
+            write_tree_layer(&upper, &entries, w)
+        })?
+    };
     record.added = added;
     record.modified = modified;
     record.deleted = deleted;
     Ok(Some(record))
+}
+
+/// Smallest RUN layer kept lazily (as its upper dir, see `crate::image::LazyLayer`) rather
+/// than written as a blob: below it, writing the blob costs little and keeps the store a
+/// complete OCI layout. `KILN_LAZY_LAYER_MIN_BYTES` overrides it.
+const LAZY_LAYER_MIN_BYTES: u64 = 64 << 20;
+
+/// Most entries a lazy layer may have: its tree's files are fsynced one by one, which costs
+/// more than one blob's fsync once there are many.
+const LAZY_LAYER_MAX_ENTRIES: usize = 1024;
+
+/// Whether a RUN layer is committed lazily: uncompressed (a compressed layer's digest needs
+/// the compressor's output), few entries, and at least [`LAZY_LAYER_MIN_BYTES`] of file data.
+fn is_lazy_candidate(shared: &Shared<'_>, upper: &std::path::Path, entries: &[TreeEntry]) -> bool {
+    if shared.request.compression != Compression::None || entries.len() > LAZY_LAYER_MAX_ENTRIES {
+        return false;
+    }
+    let min_bytes = std::env::var("KILN_LAZY_LAYER_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(LAZY_LAYER_MIN_BYTES);
+    let bytes: u64 = entries
+        .iter()
+        .filter_map(|e| match e {
+            TreeEntry::Path(path) => fs::symlink_metadata(upper.join(path)).ok(),
+            _ => None,
+        })
+        .filter(fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum();
+    bytes >= min_bytes
+}
+
+/// Commits a RUN layer lazily: the tar stream of `upper` is only hashed, and the upper dir
+/// moves into the store as the layer's source (`Store::put_lazy_layer`), to be turned into
+/// bytes again, verified, when they are read.
+fn commit_lazy_layer(
+    shared: &Shared<'_>,
+    line: usize,
+    options: LayerOptions,
+    upper: &std::path::Path,
+    entries: Vec<TreeEntry>,
+) -> Result<LayerRecord, BuildError> {
+    let layer_error = |source| BuildError::Layer {
+        line,
+        source: Box::new(source),
+    };
+    // The data must reach the disk before the layer is named; the writeback runs while
+    // the stream is hashed instead of after it.
+    let (flushed, hashed) = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| crate::image::sync_tree_files(upper, &entries));
+        let mut writer = LayerWriter::new(std::io::sink(), Compression::None, options);
+        let hashed = write_tree_layer(upper, &entries, &mut writer)
+            .and_then(|()| writer.finish())
+            .map_err(layer_error);
+        let flushed = flush.join().unwrap_or_else(|_| {
+            Err(StoreError::io(
+                "sync layer tree",
+                upper,
+                std::io::Error::other("sync thread panicked"),
+            ))
+        });
+        (flushed, hashed)
+    });
+    let (_, info) = hashed?;
+    flushed?;
+    let digest = Digest::parse(&info.digest).map_err(|e| BuildError::Unsupported {
+        line,
+        message: format!("layer writer produced a bad digest: {e}"),
+    })?;
+    let lazy = crate::image::LazyLayer {
+        digest,
+        size: info.size,
+        source_date_epoch: options.source_date_epoch,
+        entries,
+    };
+    let blob = shared.store.put_lazy_layer(upper, &lazy)?;
+    Ok(layer_record(&info, blob.size))
 }
 
 /// Added, modified and deleted non-directory paths of a RUN: the overlay
@@ -2641,56 +2712,6 @@ fn count_run_changes(
         }
     }
     Ok((added, modified, deleted))
-}
-
-/// Appends one entry of a RUN's upper directory with its own metadata.
-/// Files sharing an inode become one regular file (the first path in layer
-/// order) and hard links to it (`links` remembers inode → first path), so a
-/// link always points at an entry earlier in the same layer (catalogue L4);
-/// sockets, fifos and devices are left out (Docker drops them from layers
-/// too, devices aside).
-fn append_upper_entry(
-    w: &mut LayerWriter<crate::image::BlobSink>,
-    upper: &std::path::Path,
-    path: &str,
-    links: &mut BTreeMap<(u64, u64), String>,
-) -> Result<(), LayerError> {
-    use std::os::unix::fs::MetadataExt as _;
-    let full = upper.join(path);
-    let read_error = |source| LayerError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let md = fs::symlink_metadata(&full).map_err(read_error)?;
-    // Rootless, the upper dir holds host ids (the building user for container root).
-    let (uid, gid) = sandbox::container_ids(md.uid(), md.gid());
-    let meta = EntryMeta {
-        mode: md.mode() & 0o7777,
-        uid,
-        gid,
-        mtime: md.mtime(),
-    };
-    let kind = md.file_type();
-    if kind.is_dir() || kind.is_file() {
-        w.set_next_xattrs(sandbox::layer_xattrs(&full).map_err(read_error)?);
-    }
-    if kind.is_dir() {
-        w.append_dir(path, &meta)
-    } else if kind.is_symlink() {
-        let target = fs::read_link(&full).map_err(read_error)?;
-        w.append_symlink(path, &meta, &target.to_string_lossy())
-    } else if kind.is_file() {
-        if md.nlink() > 1 {
-            if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                return w.append_hardlink(path, &meta, first);
-            }
-            links.insert((md.dev(), md.ino()), path.to_owned());
-        }
-        let mut file = fs::File::open(&full).map_err(read_error)?;
-        w.append_file(path, &meta, md.len(), &mut file)
-    } else {
-        Ok(())
-    }
 }
 
 /// Bind mounts of the context see what COPY sees: when `.dockerignore` has

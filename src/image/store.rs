@@ -10,6 +10,7 @@
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
 //! copy-from/<hex>         extracted `COPY --from` sources (a cache; prune empties it)
+//! layers/<hex>/           lazy layers: a RUN's tree standing in for its blob (`lazy.rs`)
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
 //! instant leaves either the old file or the new one (catalogue R1). A build batches the
@@ -44,6 +45,7 @@ use serde_json::value::RawValue;
 
 use super::digest::{Digest, Hasher};
 use super::error::{Result, StoreError};
+use super::lazy::LazyStream;
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -250,16 +252,26 @@ impl Store {
         self.root.join("cache")
     }
 
+    /// Whether the store can give the blob's bytes: a blob file, or a lazy layer
+    /// (see `lazy.rs`).
     pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.has_blob_file(digest) || self.lazy_source(digest).is_some()
+    }
+
+    /// Whether the blob is stored as a file under `blobs/sha256`.
+    pub fn has_blob_file(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
 
-    /// The size of a stored blob, or `None` when it is absent.
+    /// The size of a stored blob (a file or a lazy layer), or `None` when it is absent.
     pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let path = self.blob_path(digest);
         match fs::metadata(&path) {
             Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.lazy_source(digest) {
+                Some(dir) => Ok(Some(self.read_lazy(&dir)?.size)),
+                None => Ok(None),
+            },
             Err(e) => Err(StoreError::io("inspect blob", path, e)),
         }
     }
@@ -338,21 +350,34 @@ impl Store {
         writer.commit()
     }
 
-    /// Opens a blob for reading; the reader fails at EOF unless the content matches.
+    /// Opens a blob for reading; the reader fails at EOF unless the content matches. A lazy
+    /// layer is regenerated from its tree as it is read.
     pub fn open_blob(&self, digest: &Digest) -> Result<VerifiedReader> {
         let path = self.blob_path(digest);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::MissingBlob {
-                    digest: digest.clone(),
-                    path,
-                })
-            }
+        let source = match File::open(&path) {
+            Ok(file) => Source::File(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.lazy_source(digest) {
+                Some(dir) => {
+                    let stream = self.open_lazy(digest, &dir)?;
+                    return Ok(VerifiedReader {
+                        source: Source::Lazy(stream),
+                        digest: digest.clone(),
+                        path: dir,
+                        hasher: None,
+                        expected_size: None,
+                    });
+                }
+                None => {
+                    return Err(StoreError::MissingBlob {
+                        digest: digest.clone(),
+                        path,
+                    })
+                }
+            },
             Err(e) => return Err(StoreError::io("open blob", path, e)),
         };
         Ok(VerifiedReader {
-            file,
+            source,
             digest: digest.clone(),
             path,
             hasher: Some(Hasher::new()),
@@ -365,11 +390,7 @@ impl Store {
     pub fn open_descriptor(&self, descriptor: &Descriptor) -> Result<VerifiedReader> {
         let digest = descriptor_digest(descriptor, "descriptor")?;
         let mut reader = self.open_blob(&digest)?;
-        let actual = reader
-            .file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect blob", &reader.path, e))?
-            .len();
+        let actual = reader.len()?;
         if actual != descriptor.size() {
             return Err(StoreError::WrongSize {
                 digest,
@@ -385,11 +406,7 @@ impl Store {
     /// Reads a whole (small) blob into memory, verified.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let mut reader = self.open_blob(digest)?;
-        let len = reader
-            .file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect blob", &reader.path, e))?
-            .len();
+        let len = reader.len()?;
         if len > MAX_DOCUMENT_SIZE {
             return Err(StoreError::document(
                 format!("blob {digest}"),
@@ -452,8 +469,14 @@ impl Store {
         self.deferred.store(true, Ordering::Relaxed);
     }
 
-    fn is_deferred(&self) -> bool {
+    pub(crate) fn is_deferred(&self) -> bool {
         self.deferred.load(Ordering::Relaxed)
+    }
+
+    /// Paths (files or directories) written unsynced that [`Store::sync`] must flush with
+    /// the pending blobs.
+    pub(crate) fn defer_paths(&self, paths: Vec<PathBuf>) {
+        self.pending().blobs.extend(paths);
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -729,7 +752,7 @@ pub(crate) fn create_temp(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
 }
 
 /// Fsyncs `paths` (files renamed into place unsynced), a few at a time in parallel.
-fn sync_files(paths: &[PathBuf]) -> Result<()> {
+pub(crate) fn sync_files(paths: &[PathBuf]) -> Result<()> {
     let sync = |path: &PathBuf| {
         File::open(path)
             .and_then(|f| f.sync_all())
@@ -782,8 +805,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Crash-test hook (catalogue R1, FX-kill): with `KILN_FAULT=<name>` in the environment the
 /// process aborts at the named point, as a `kill -9` there would. Points: `blob-before-rename`,
 /// `blob-after-rename`, `meta-before-rename`, `meta-after-rename` (index.json, cache records),
-/// `sync-before-blobs` (a deferred store's [`Store::sync`], before anything is flushed).
-fn fault_point(name: &str) {
+/// `sync-before-blobs` (a deferred store's [`Store::sync`], before anything is flushed),
+/// `lazy-before-rename`, `lazy-after-rename` (a lazy layer's tree moving into `layers/`).
+pub(crate) fn fault_point(name: &str) {
     if std::env::var_os("KILN_FAULT").is_some_and(|v| v == name) {
         std::process::abort();
     }
@@ -955,14 +979,32 @@ pub(crate) fn wrap_io(action: &'static str, path: &Path, e: io::Error) -> io::Er
 /// size). A mismatch is an `InvalidData` error wrapping [`StoreError::Corrupt`]: callers
 /// must treat everything they derived from the stream as void until EOF was reached.
 pub struct VerifiedReader {
-    file: File,
+    source: Source,
     digest: Digest,
     path: PathBuf,
+    /// Hashes a blob file as it is read (a lazy layer's generator hashes its own stream).
     hasher: Option<Hasher>,
     expected_size: Option<u64>,
 }
 
+/// Where a [`VerifiedReader`]'s bytes come from.
+enum Source {
+    File(File),
+    Lazy(LazyStream),
+}
+
 impl VerifiedReader {
+    /// The blob's size: the file's, or the one recorded for a lazy layer.
+    fn len(&self) -> Result<u64> {
+        match &self.source {
+            Source::File(file) => file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| StoreError::io("inspect blob", &self.path, e)),
+            Source::Lazy(stream) => Ok(stream.size()),
+        }
+    }
+
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
@@ -978,11 +1020,15 @@ impl VerifiedReader {
 
 impl Read for VerifiedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let file = match &mut self.source {
+            Source::File(file) => file,
+            // Verified by the generator; the descriptor's size was checked on opening.
+            Source::Lazy(stream) => return stream.read(buf),
+        };
         let Some(hasher) = self.hasher.as_mut() else {
             return Ok(0);
         };
-        let n = self
-            .file
+        let n = file
             .read(buf)
             .map_err(|e| wrap_io("read blob", &self.path, e))?;
         if n > 0 {
