@@ -663,3 +663,143 @@ fn copy_exclude_leaves_out_matching_files_and_directories() {
     let got: Vec<String> = tree(&out_dir).into_keys().collect();
     assert_eq!(got, ["app", "app/d", "app/d/y.txt", "app/keep.txt"]);
 }
+
+/// One tar entry of a hand-made layer.
+enum Item<'a> {
+    File(&'a str, &'a str),
+    Symlink(&'a str, &'a str),
+    Hardlink(&'a str, &'a str),
+}
+
+fn crafted_layer(items: &[Item<'_>]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for item in items {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_mtime(1_700_000_000);
+        match item {
+            Item::File(path, body) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(body.len() as u64);
+                builder
+                    .append_data(&mut header, path, body.as_bytes())
+                    .unwrap();
+            }
+            Item::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+            Item::Hardlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Builds `FROM scratch` + `copies` (COPY --from=src:1 lines) in a fresh
+/// store holding `src:1`, a two-layer image with a symlink, a hard link, a
+/// whiteout and an opaque directory. Returns the store and the output tree.
+fn copy_from_crafted_image(
+    dir: &Path,
+    copies: &str,
+) -> (std::path::PathBuf, BTreeMap<String, String>) {
+    let root = dir.join("store");
+    let lower = crafted_layer(&[
+        Item::File("data/f", "F"),
+        Item::File("data/keep", "K"),
+        Item::File("data/gone", "G"),
+        Item::File("real/inner.txt", "I"),
+        Item::File("opq/old", "O"),
+        Item::Symlink("link", "/real"),
+        Item::Hardlink("sel/h", "data/f"),
+    ]);
+    let upper = crafted_layer(&[
+        Item::File("data/.wh.gone", ""),
+        Item::File("opq/.wh..wh..opq", ""),
+        Item::File("opq/new", "N"),
+    ]);
+    let archive = write(
+        dir,
+        "src.tar",
+        &docker_archive(&[Spec::new("src:1", vec![lower, upper])]),
+    );
+    kiln_ok(&root, &["load", "-i", archive.to_str().unwrap()]);
+    let ctx = context(dir, &format!("FROM scratch\n{copies}"), &[]);
+    let out_dir = dir.join("out");
+    let spec = format!("type=local,dest={}", out_dir.display());
+    build_ok(&root, &ctx, &["-o", &spec]);
+    (root.clone(), tree(&out_dir))
+}
+
+fn tree_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A `COPY --from` that names a few paths extracts only those (plus their
+/// parents) and still sees what the whole filesystem shows: whiteouts and
+/// opaque directories of upper layers hide what they hide, and globs match.
+#[test]
+fn copy_from_named_paths_extracts_only_them_with_whiteouts_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, got) = copy_from_crafted_image(
+        dir.path(),
+        "COPY --from=src:1 /opq /out/opq\n\
+         COPY --from=src:1 /data/ /out/data/\n\
+         COPY --from=src:1 /data/k* /out/glob/\n",
+    );
+    let want = tree_of(&[
+        ("out", "dir 755"),
+        ("out/data", "dir 755"),
+        ("out/data/f", "file 644 F"),
+        ("out/data/keep", "file 644 K"),
+        ("out/glob", "dir 755"),
+        ("out/glob/keep", "file 644 K"),
+        ("out/opq", "dir 755"),
+        ("out/opq/new", "file 644 N"),
+    ]);
+    assert_eq!(got, want);
+    // `/opq` was extracted on its own, without the rest of the image.
+    let selections: Vec<BTreeMap<String, String>> = fs::read_dir(root.join("copy-from"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| tree(&e.path()))
+        .collect();
+    assert!(
+        selections
+            .iter()
+            .any(|t| t.contains_key("opq/new") && !t.contains_key("data")),
+        "{selections:?}"
+    );
+}
+
+/// A symlink on the source path of `COPY --from` is followed as inside the
+/// image (`link -> /real`), even though only the named path was asked for.
+#[test]
+fn copy_from_follows_an_absolute_symlink_inside_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, got) = copy_from_crafted_image(
+        dir.path(),
+        "COPY --from=src:1 /link/inner.txt /out/inner.txt\n",
+    );
+    let want = tree_of(&[("out", "dir 755"), ("out/inner.txt", "file 644 I")]);
+    assert_eq!(got, want);
+}
+
+/// A hard link under the named path whose target lies outside it keeps its
+/// content.
+#[test]
+fn copy_from_a_hard_link_to_a_file_outside_the_named_path_keeps_its_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, got) = copy_from_crafted_image(dir.path(), "COPY --from=src:1 /sel/h /out/h\n");
+    let want = tree_of(&[("out", "dir 755"), ("out/h", "file 644 F")]);
+    assert_eq!(got, want);
+}

@@ -190,3 +190,50 @@ fn a_slow_step_stays_cached_when_the_build_is_killed_later() {
         stderr(&out)
     );
 }
+
+/// The executor starts a stage as soon as the stages it needs are done: with
+/// `--jobs 2`, `after-quick` (which needs only `quick`) runs while `slow` is
+/// still sleeping, instead of waiting for a whole wave of stages to end.
+#[test]
+fn a_stage_starts_when_its_own_dependencies_are_done() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM bb:1 AS slow\nRUN sleep 4 && echo slow > /slow\n\
+         FROM bb:1 AS quick\nRUN echo quick > /quick\n\
+         FROM quick AS after-quick\nRUN echo after > /after\n\
+         FROM bb:1\nCOPY --from=slow /slow /slow\nCOPY --from=after-quick /after /quick /\n",
+    );
+    let out = build(&root, &ctx, &["--jobs", "2", "-t", "dag:1"]);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    let events: Vec<Value> = stderr(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let id_of = |prefix: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["event"] == "started" && e["name"].as_str().is_some_and(|n| n.starts_with(prefix))
+            })
+            .and_then(|e| e["id"].as_u64())
+            .unwrap_or_else(|| panic!("no step {prefix}: {events:?}"))
+    };
+    let (slow, after) = (id_of("RUN sleep 4"), id_of("RUN echo after"));
+    let position = |event: &str, id: u64| {
+        events
+            .iter()
+            .position(|e| e["event"] == event && e["id"].as_u64() == Some(id))
+            .unwrap_or_else(|| panic!("no {event} event for step {id}: {events:?}"))
+    };
+    assert!(
+        position("started", after) < position("done", slow),
+        "after-quick waited for the slow stage: {events:?}"
+    );
+}

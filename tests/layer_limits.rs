@@ -168,3 +168,75 @@ fn add_refuses_a_zstd_frame_that_asks_for_a_huge_window() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A layer tar naming `etc/motd` twice with different contents.
+fn motd_twice() -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (name, content) in [("etc/motd", b"safe"), ("etc/motd", b"evil")] {
+        tar.extend(raw_header(name, b'0', 4));
+        let mut block = content.to_vec();
+        block.resize(512, 0);
+        tar.extend(block);
+    }
+    tar.extend(vec![0u8; 1024]);
+    tar
+}
+
+#[test]
+fn add_refuses_an_archive_with_a_path_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = build_add(dir.path(), &gz(&motd_twice()), &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ambiguous tar archive") && err.contains("\"/etc/motd\" appears twice"),
+        "{err}"
+    );
+}
+
+/// A docker archive of one image whose only layer is `layer`, stored as it is.
+fn one_layer_archive(tag: &str, layer: Vec<u8>, diff_id: &str) -> Vec<u8> {
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    );
+    let manifest =
+        format!(r#"[{{"Config":"config.json","RepoTags":["{tag}"],"Layers":["l/layer.tar"]}}]"#);
+    image_support::raw_archive(&[
+        ("l/layer.tar", layer),
+        ("config.json", config.into_bytes()),
+        ("manifest.json", manifest.into_bytes()),
+    ])
+}
+
+#[test]
+fn load_refuses_a_gzip_layer_with_a_path_twice_and_explain_an_uncompressed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = motd_twice();
+    let diff_id = image_support::sha256(&layer);
+    let root = dir.path().join("store");
+
+    let gzipped = dir.path().join("gz.tar");
+    fs::write(&gzipped, one_layer_archive("dup:gz", gz(&layer), &diff_id)).unwrap();
+    let out = image_support::kiln(&root, &["load", "-i", gzipped.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ambiguous tar archive") && err.contains("\"/etc/motd\" appears twice"),
+        "{err}"
+    );
+    let blobs = image_support::blob_names(&root);
+    assert!(blobs.is_empty(), "{blobs:?}");
+
+    // An uncompressed layer is stored as it is by `kiln load`; explain reads it through the
+    // guard and refuses it (extraction does too: tests/sandbox_unpack.rs).
+    let plain = dir.path().join("plain.tar");
+    fs::write(&plain, one_layer_archive("dup:plain", layer, &diff_id)).unwrap();
+    image_support::kiln_ok(&root, &["load", "-q", "-i", plain.to_str().unwrap()]);
+    let out = image_support::kiln(&root, &["explain", "--image", "dup:plain"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ambiguous tar archive") && err.contains("\"/etc/motd\" appears twice"),
+        "{err}"
+    );
+}

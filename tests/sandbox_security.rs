@@ -11,14 +11,14 @@
 //! | S1 fd leak / cwd outside root | sandbox_security::workdir_through_proc_self_fd_cannot_reach_the_host, ::no_host_descriptor_is_inherited |
 //! | S2 builder binary overwrite | sandbox_security::run_cannot_see_or_rewrite_the_builder_binary, ::proc_shows_only_the_sandbox_processes |
 //! | S3 masks through image inodes | sandbox_security::symlinked_proc_or_dev_in_the_image_is_refused, ::masked_and_read_only_paths_are_mounts_over_proc_and_sys, ::dev_has_exactly_the_minimal_device_set |
-//! | S4 procfs write redirection | src/sandbox/procfs.rs::a_root_that_is_not_procfs_is_refused, ::symlinks_and_paths_leaving_the_root_are_refused, ::a_write_through_the_checked_root_reaches_procfs (the id-map writes go through it; gap: the root is the host's /proc checked by fstatfs, not a procfs instance kiln mounts; the parallel-stage symlink-swap race is not written) |
-//! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape; the 200-iteration race loop is not written) |
+//! | S4 procfs write redirection | src/sandbox/procfs.rs::a_root_that_is_not_procfs_is_refused, ::symlinks_and_paths_leaving_the_root_are_refused, ::a_write_through_the_checked_root_reaches_procfs (the id-map writes go through it; gap: the root is the host's /proc checked by fstatfs, not a procfs instance kiln mounts. The parallel-stage symlink-swap race is not written as a test because it cannot fail here: kiln's only procfs writes are made by the host-side parent under the host's `/proc/<pid>/`, a path no RUN can change (a RUN's mounts are in its own mount namespace and shared cache directories are not on that path), so a racing RUN has nothing to swap; the fake-procfs unit tests check the helper directly) |
+//! | S5 mount-target race | sandbox_security::mount_targets_through_image_symlinks_stay_in_the_root (static shape), ::mount_target_race_through_a_shared_cache_never_reaches_the_host (the race: one RUN swaps a shared cache's directory for symlinks to a host dir while another mounts a tmpfs below it 200 times; without `RESOLVE_IN_ROOT` in `sys::open_in_root` it creates `x` in the host dir) |
 //! | S6 policy on every start path | build_run_sandbox::host_network_and_insecure_security_need_entitlements, sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp |
 //! | S7 supplementary groups | sandbox_security::supplementary_groups_follow_buildkit |
 //! | S8 inheritable capabilities | sandbox_security::root_has_exactly_buildkits_capabilities_and_seccomp, ::non_root_user_has_no_effective_capabilities |
 //! | S9 host NSS code from the image | sandbox_security::user_names_come_from_the_image_passwd_file |
 //! | S10 processes alive during diff | sandbox_security::background_processes_die_with_the_run |
-//! | S11 host network by default | sandbox_security::network_none_has_only_loopback_and_no_route_to_the_host, ::slirp_network_has_a_route_out_but_cannot_reach_host_loopback, build_run_sandbox::default_network_cannot_reach_host_loopback_and_none_has_no_route, ::host_network_and_insecure_security_need_entitlements |
+//! | S11 host network by default | sandbox_security::network_none_has_only_loopback_and_no_route_to_the_host, ::slirp_network_has_a_route_out_but_cannot_reach_host_loopback, ::pasta_network_has_a_route_out_but_cannot_reach_host_loopback (the probes are `nc`: busybox-static's `wget` crashes here before connecting, so earlier wget probes could not fail; each fails now without `--disable-host-loopback` / `--no-map-gw`), build_run_sandbox::default_network_cannot_reach_host_loopback_and_none_has_no_route, ::host_network_and_insecure_security_need_entitlements |
 //! | M1 cache subpath through a symlink | sandbox_security::mount_sources_resolve_inside_their_root |
 //! | M2 stub cleanup deletes host files | sandbox_security::teardown_never_deletes_host_files_through_a_moved_mount_stub |
 //! | M3 bind source through a symlink | sandbox_security::mount_sources_resolve_inside_their_root |
@@ -32,7 +32,7 @@
 //! | A6 whiteout escapes | sandbox_unpack::unpack_rejects_whiteouts_that_name_no_file, ::unpacked_whiteouts_and_opaque_dirs_hide_lower_files_in_a_run |
 //! | A7 device nodes | sandbox_unpack::unpack_turns_oci_whiteouts_into_overlay_whiteouts_and_skips_devices |
 //! | A9 deep trees | sandbox_unpack::unpack_of_a_very_deep_tree_fails_cleanly_or_stays_inside |
-//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused, src/explain/scan.rs::a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it (one guard for unpack, ADD, `kiln load` of gzip layers and explain; it also refuses data after the end-of-archive marker where the stream is drained: unpack, explain; gap: duplicate paths are not refused, later entries win; no `cargo deny`/`cargo audit` in CI) |
+//! | A5 tar parser differential | sandbox_unpack::unpack_refuses_tar_archives_readers_would_disagree_on, layer_limits::add_refuses_a_pax_header_followed_by_a_gnu_long_name, src/sandbox/guard.rs::a_pax_header_before_a_gnu_long_name_is_refused, src/explain/scan.rs::a_pax_header_before_a_gnu_long_name_is_refused_as_extraction_refuses_it ; duplicate paths: sandbox_unpack::unpack_refuses_a_path_that_appears_twice, layer_limits::add_refuses_an_archive_with_a_path_twice, ::load_refuses_a_gzip_layer_with_a_path_twice_and_explain_an_uncompressed_one, src/sandbox/guard.rs::a_path_that_appears_twice_is_refused_and_named, ::a_long_name_or_pax_path_counts_as_the_path, ::a_directory_declared_twice_alike_is_accepted_otherwise_refused, src/explain/scan.rs::a_path_twice_is_refused_as_extraction_refuses_it (one guard for unpack, ADD, `kiln load` of gzip layers and explain; it also refuses data after the end-of-archive marker where the stream is drained: unpack, explain; a directory declared twice with the same mode and owner is accepted; gap: `kiln load` stores uncompressed layers unchecked (unpack and explain refuse them later); no `cargo deny`/`cargo audit` in CI) |
 //! | A8 decompression bomb | sandbox_unpack::unpack_stops_a_gzip_bomb_at_the_byte_budget, ::unpack_stops_an_archive_of_many_tiny_entries_at_the_entry_budget, layer_limits::add_of_a_gzip_bomb_stops_at_the_byte_budget, ::load_of_a_gzip_bomb_layer_stops_at_the_byte_budget_and_stores_nothing, ::add_refuses_a_zstd_frame_that_asks_for_a_huge_window, src/sandbox/guard.rs::entry_budget_counts_entries_not_meta_headers (libzstd's own default is the same 2^27 window cap, so removing kiln's explicit cap does not fail the zstd test; gap: RSS is not measured; the per-build budget is per process) |
 //! | C5 ignored files via bind | build_run_sandbox::bind_mounts_see_context_and_stage_files_and_writes_are_discarded |
 //! | L1 smuggled whiteouts | sandbox_run::names_that_would_become_whiteouts_are_refused_in_the_layer |
@@ -41,7 +41,7 @@
 //! | L3 processes outliving RUN | sandbox_security::background_processes_die_with_the_run (the upper dir stays without /late), build_run_sandbox::background_processes_never_change_the_run_layer (20 --no-cache builds, one layer digest, only `out` in it) |
 //! | L4 hardlinks in produced layers | build_run_sandbox::hardlinks_in_a_run_become_tar_hardlinks_deterministically |
 //! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
-//! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run |
+//! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run, sandbox_security::pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed, ::memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed, build_run_sandbox::pids_limit_fails_a_fork_bomb_run_with_a_clear_error, ::rootless_build_runs_with_cache_secret_and_bind_mounts (rootless: "limits not enforced") (cgroup limits only with `--memory`/`--pids-limit`; rootless without a delegated cgroup they are not enforced) |
 //! | R9 too many layers | sandbox_run::a_stack_of_150_layers_mounts |
 
 use std::io::Write as _;
@@ -298,6 +298,21 @@ fn workdir_through_proc_self_fd_cannot_reach_the_host() {
     drop(held);
 }
 
+/// Asserts that the `timeout 4 nc -w 2` probes a RUN printed as `<name>=<exit code>` failed to
+/// connect: 1 to 127. A connection makes nc wait for the listener (which never accepts) until
+/// `timeout` kills it (143); 0 would be a completed exchange; a crash is 128 or more too.
+/// busybox-static's `wget` crashes here before it connects, so it cannot be the probe.
+fn assert_probes_ran_and_failed(output: &str, names: &[&str]) {
+    for name in names {
+        let code: u32 = output
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(255);
+        assert!((1..128).contains(&code), "{name}={code}: {output}");
+    }
+}
+
 #[test]
 fn network_none_has_only_loopback_and_no_route_to_the_host() {
     if skipped("network_none_has_only_loopback_and_no_route_to_the_host") {
@@ -308,8 +323,8 @@ fn network_none_has_only_loopback_and_no_route_to_the_host() {
     let port = listener.local_addr().unwrap().port();
     let ran = sh(&format!(
         "ip -o link | cut -d: -f2; echo ROUTES; ip route; echo END; \
-         wget -q -T 2 -O- http://127.0.0.1:{port}/ && echo reached-host; \
-         wget -q -T 2 -O- http://10.0.2.2:{port}/ && echo reached-gateway; echo done"
+         echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo host=$?; \
+         echo x | timeout 4 nc -w 2 10.0.2.2 {port}; echo gateway=$?; echo done"
     ));
     assert_eq!(ran.outcome.network, NetworkMode::None);
     let links: Vec<&str> = ran
@@ -329,7 +344,7 @@ fn network_none_has_only_loopback_and_no_route_to_the_host() {
         .next()
         .unwrap();
     assert!(routes.trim().is_empty(), "routes: {routes}");
-    assert!(!ran.output.contains("reached"), "{}", ran.output);
+    assert_probes_ran_and_failed(&ran.output, &["host", "gateway"]);
     assert!(
         listener.accept().is_err(),
         "the sandbox connected to the host listener"
@@ -349,8 +364,8 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (mut s, dir) = spec(&format!(
-        "ip route; wget -q -T 2 -O- http://10.0.2.2:{port}/ && echo reached-gateway; \
-         wget -q -T 2 -O- http://127.0.0.1:{port}/ && echo reached-loopback; echo done"
+        "ip route; echo x | timeout 4 nc -w 2 10.0.2.2 {port}; echo gateway=$?; \
+         echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo loopback=$?; echo done"
     ));
     s.network = NetworkMode::Slirp;
     let ran = run(s, dir);
@@ -365,7 +380,47 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
         "{}",
         ran.output
     );
-    assert!(!ran.output.contains("reached"), "{}", ran.output);
+    assert_probes_ran_and_failed(&ran.output, &["gateway", "loopback"]);
+    assert!(ran.output.contains("done"));
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox connected to the host listener"
+    );
+}
+
+#[test]
+fn pasta_network_has_a_route_out_but_cannot_reach_host_loopback() {
+    if skipped("pasta_network_has_a_route_out_but_cannot_reach_host_loopback") {
+        return;
+    }
+    if sandbox_support::which("pasta").is_none() {
+        let _ = writeln!(std::io::stderr(), "skipped: pasta_network_has_a_route_out_but_cannot_reach_host_loopback: pasta is not installed (package passt)");
+        return;
+    }
+    // pasta copies the host's address and gateway into the namespace; by default it maps the
+    // gateway address to the host's loopback (kiln passes --no-map-gw) and forwards ports in
+    // both directions (kiln passes none).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (mut s, dir) = spec(&format!(
+        "ip route; gw=$(ip route | awk '/^default/ {{print $3}}'); echo gw=$gw; \
+         echo x | timeout 4 nc -w 2 $gw {port}; echo gateway=$?; \
+         echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo loopback=$?; \
+         cat /etc/resolv.conf; echo done"
+    ));
+    s.network = NetworkMode::Pasta;
+    let ran = run(s, dir);
+    assert_eq!(
+        ran.outcome.network,
+        NetworkMode::Pasta,
+        "{:?}",
+        ran.outcome.warnings
+    );
+    assert!(ran.output.contains("default via"), "{}", ran.output);
+    assert!(!ran.output.contains("gw=\n"), "{}", ran.output);
+    assert_probes_ran_and_failed(&ran.output, &["gateway", "loopback"]);
+    assert!(ran.output.contains("nameserver 10.0.2.3"), "{}", ran.output);
     assert!(ran.output.contains("done"));
     assert!(
         listener.accept().is_err(),
@@ -882,4 +937,201 @@ fn run_cannot_forge_overlay_xattrs_into_the_layer() {
             );
         }
     }
+}
+
+/// The cgroups kiln made for RUNs of this process that exist now, in the v1 `memory` and
+/// `pids` hierarchies (children of this process's own cgroup there).
+fn kiln_cgroups() -> Vec<std::path::PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let prefix = format!("kiln-{}-", std::process::id());
+    let mut found = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+        let (Some(controllers), Some(path)) = (controllers, path) else {
+            continue;
+        };
+        for c in ["memory", "pids"] {
+            if controllers.split(',').any(|x| x == c) {
+                let dir = std::path::Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join(path.trim_start_matches('/'));
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                        found.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The cgroup tests look for each other's directories: one at a time.
+static CGROUP_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether this host has a writable cgroup v1 hierarchy for `controller` (as root).
+fn writable_v1(controller: &str) -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("cgroup.procs")
+            .exists()
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed() {
+    if skipped("pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed") {
+        return;
+    }
+    if !writable_v1("pids") {
+        eprintln!("skipped: pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed: no writable pids cgroup hierarchy");
+        return;
+    }
+    // 300 background processes against a limit of 40: a fork fails, the shell stops there.
+    let _one = CGROUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut s, dir) = spec(
+        "cat /proc/self/cgroup; i=0; while [ $i -lt 300 ]; do sleep 60 & i=$((i+1)); done; \
+         echo spawned all",
+    );
+    s.limits.pids = Some(40);
+    let ran = run(s, dir);
+    assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::Cgroup);
+    assert!(!ran.output.contains("spawned all"), "{}", ran.output);
+    assert_ne!(ran.outcome.status, sandbox::ExitStatus::Code(0));
+    assert!(
+        ran.outcome
+            .limit_hits
+            .iter()
+            .any(|h| h.contains("limit of 40 processes (--pids-limit)")),
+        "{:?}",
+        ran.outcome.limit_hits
+    );
+    // The RUN's cgroup namespace is rooted at its own cgroup, and that cgroup is gone.
+    assert!(
+        ran.output.contains(":pids:/\n") && ran.output.contains(":memory:/\n"),
+        "{}",
+        ran.output
+    );
+    let left = kiln_cgroups();
+    assert!(left.is_empty(), "left after the RUN: {left:?}");
+}
+
+#[test]
+fn memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed() {
+    if skipped("memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed") {
+        return;
+    }
+    if !writable_v1("memory") {
+        eprintln!("skipped: memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed: no writable memory cgroup hierarchy");
+        return;
+    }
+    // dd allocates and fills a 256 MiB buffer: four times the limit.
+    let _one = CGROUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut s, dir) = spec(
+        "cat /proc/self/cgroup; dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null; \
+         echo dd=$?",
+    );
+    s.limits.memory_bytes = Some(64 << 20);
+    let ran = run(s, dir);
+    assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::Cgroup);
+    assert!(ran.output.contains("dd=137"), "{}", ran.output);
+    assert!(
+        ran.outcome
+            .limit_hits
+            .iter()
+            .any(|h| h.contains("memory limit of 64 MiB (--memory)")),
+        "{:?}",
+        ran.outcome.limit_hits
+    );
+    // The RUN's cgroup namespace is rooted at its own cgroup, and that cgroup is gone.
+    assert!(
+        ran.output.contains(":pids:/\n") && ran.output.contains(":memory:/\n"),
+        "{}",
+        ran.output
+    );
+    let left = kiln_cgroups();
+    assert!(left.is_empty(), "left after the RUN: {left:?}");
+    // Without a limit the same RUN succeeds: the failure above is the limit's.
+    let (s, dir) = spec("dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null; echo dd=$?");
+    let ran = run(s, dir);
+    assert!(ran.output.contains("dd=0"), "{}", ran.output);
+    assert_eq!(ran.outcome.limits, sandbox::LimitsEnforcement::NotRequested);
+}
+
+/// Every path under `dir` with its content (empty for directories), sorted.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let content = if md.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push((p.display().to_string(), content));
+            if md.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn mount_target_race_through_a_shared_cache_never_reaches_the_host() {
+    if skipped("mount_target_race_through_a_shared_cache_never_reaches_the_host") {
+        return;
+    }
+    // Catalogue S5 as a race (runc CVE-2021-30465, CVE-2024-45310): RUN A keeps swapping the
+    // directory /c/m of a shared cache mount for symlinks to a host directory (absolute and
+    // through `..`) while RUN B, 200 times, mounts a tmpfs at /c/m/x through the same cache.
+    // Mount points are created and mounted by descriptor inside B's root, so whatever the
+    // timing, nothing appears in the host directory.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("canary"), "CANARY").unwrap();
+    let before = tree(host.path());
+    let cache = tempfile::tempdir().unwrap();
+    let h = host.path().display().to_string();
+    let swapper = format!(
+        "while [ ! -e /c/stop ]; do rm -rf /c/m; ln -s {h} /c/m; rm -f /c/m; \
+         ln -s ../../../../../../../../..{h} /c/m; rm -f /c/m; mkdir -p /c/m; done; echo swapped"
+    );
+    let (mut a, a_dir) = spec(&swapper);
+    let cache_mount = MountSpec::Cache {
+        source: cache.path().to_path_buf(),
+        subpath: String::new(),
+        target: "/c".into(),
+        readonly: false,
+    };
+    a.mounts.push(cache_mount.clone());
+    let racer = std::thread::spawn(move || run(a, a_dir));
+    // Let the swap loop start.
+    while !cache.path().join("m").exists() && !racer.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let (mut b, b_dir) = spec("true");
+        b.mounts.push(cache_mount.clone());
+        b.mounts.push(MountSpec::Tmpfs {
+            target: "/c/m/x".into(),
+            size: None,
+        });
+        let mut sink = |_: &[u8]| {};
+        match sandbox::run(&b, &mut sink) {
+            Ok(_) => ok += 1,
+            Err(_) => refused += 1,
+        }
+        drop(b_dir);
+    }
+    std::fs::write(cache.path().join("stop"), "").unwrap();
+    let a_ran = racer.join().unwrap();
+    assert!(a_ran.output.contains("swapped"), "{}", a_ran.output);
+    eprintln!("mount target race: {ok} runs mounted, {refused} refused");
+    assert_eq!(tree(host.path()), before, "the host directory changed");
 }

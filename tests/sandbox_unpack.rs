@@ -143,10 +143,16 @@ fn unpack_never_writes_through_symlinks() {
             &format!("{h}/canary"),
             b"",
         );
-        file(b, "hostfile", b"overwritten?");
         // A directory whose metadata is applied after a symlink replaced it (containerd
         // CVE-2021-32760 shape).
         entry(b, "d", tar::EntryType::Directory, "", b"");
+    })
+    .unwrap();
+    // One archive naming a path twice is refused by the guard before extraction
+    // (unpack_refuses_a_path_that_appears_twice); a second archive unpacked into the same
+    // directory reaches the extractor's own protection against the symlinks left by the first.
+    fx.unpack(|b| {
+        file(b, "hostfile", b"overwritten?");
         entry(b, "d", tar::EntryType::Symlink, &format!("{h}/dir"), b"");
     })
     .unwrap();
@@ -562,4 +568,54 @@ fn unpack_refuses_tar_archives_readers_would_disagree_on() {
             "{what}: {err}"
         );
     }
+}
+
+#[test]
+fn unpack_refuses_a_path_that_appears_twice() {
+    // Readers disagree on which copy wins (image-spec: a layer "MUST NOT include duplicate
+    // entries for file paths"): a scanner keeping the first copy sees `safe`, extraction in
+    // order would leave `evil`.
+    let mut twice = raw_header("etc/motd", b'0', 4);
+    twice.extend(data(b"safe"));
+    twice.extend(raw_header("./etc/motd", b'0', 4));
+    twice.extend(data(b"evil"));
+    twice.extend(vec![0u8; 1024]);
+    // A file replaced by a symlink of the same name.
+    let mut file_then_link = raw_header("bin/sh", b'0', 1);
+    file_then_link.extend(data(b"x"));
+    let mut link = raw_header("bin/sh", b'2', 0);
+    link[157..165].copy_from_slice(b"/dev/tty");
+    link[148..156].copy_from_slice(b"        ");
+    let sum: u32 = link.iter().map(|&b| u32::from(b)).sum();
+    link[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    file_then_link.extend(link);
+    file_then_link.extend(vec![0u8; 1024]);
+    for (what, tar, path) in [
+        ("file twice", twice, "/etc/motd"),
+        ("file then symlink", file_then_link, "/bin/sh"),
+    ] {
+        let fx = Fixture::new();
+        let err = unpack_layer(&tar[..], &fx.snap()).unwrap_err();
+        assert!(
+            err.to_string().contains("ambiguous tar archive")
+                && err
+                    .to_string()
+                    .contains(&format!("the path \"{path}\" appears twice")),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unpack_accepts_a_directory_declared_twice_alike() {
+    let fx = Fixture::new();
+    let mut b = tar::Builder::new(Vec::new());
+    entry(&mut b, "usr/", tar::EntryType::Directory, "", b"");
+    file(&mut b, "usr/a", b"a");
+    entry(&mut b, "usr/", tar::EntryType::Directory, "", b"");
+    file(&mut b, "usr/b", b"b");
+    let tar = b.into_inner().unwrap();
+    unpack_layer(&tar[..], &fx.snap()).unwrap();
+    assert_eq!(std::fs::read(fx.snap().join("usr/a")).unwrap(), b"a");
+    assert_eq!(std::fs::read(fx.snap().join("usr/b")).unwrap(), b"b");
 }

@@ -375,6 +375,11 @@ fn hash_file(root: &Path, entry: &ContextEntry, buf: &mut [u8]) -> Result<[u8; 3
 pub struct BuildContext {
     root: PathBuf,
     ignore: IgnoreMatcher,
+    /// Symlinks on a source path resolve as inside a chroot (an absolute
+    /// target starts again at the root, `..` stops there) instead of being
+    /// refused when they leave the root: true for an image's filesystem
+    /// (`COPY --from`), false for the build context.
+    chrooted_links: bool,
 }
 
 /// A source after symlinks were resolved.
@@ -398,7 +403,24 @@ impl BuildContext {
             path: path.to_owned(),
             source,
         })?;
-        Ok(Self { root, ignore })
+        Ok(Self {
+            root,
+            ignore,
+            chrooted_links: false,
+        })
+    }
+
+    /// The filesystem of an image or stage extracted at `root`, as the
+    /// source of `COPY --from`: nothing is ignored, and symlinks on a source
+    /// path are followed as they would be inside the image (`/usr/bin/app ->
+    /// /opt/app/bin/app` leads to `<root>/opt/app/bin/app`), never out of it.
+    ///
+    /// # Errors
+    /// `root` cannot be opened.
+    pub fn image_rootfs(root: impl AsRef<Path>) -> Result<Self, ContextError> {
+        let mut context = Self::new(root, IgnoreMatcher::default())?;
+        context.chrooted_links = true;
+        Ok(context)
     }
 
     /// The canonical context directory.
@@ -634,7 +656,11 @@ impl BuildContext {
                 let target = fs::read_link(self.root.join(&candidate))
                     .map_err(|e| self.read_error(&candidate, e))?;
                 let target = path_to_string(&target)?;
-                check_link_inside(source, &candidate, &target, real.len())?;
+                if !self.chrooted_links {
+                    check_link_inside(source, &candidate, &target, real.len())?;
+                } else if target.starts_with('/') {
+                    real.clear();
+                }
                 todo.extend(target.split('/').rev().map(str::to_owned));
                 meta = fs::symlink_metadata(self.root.join(real.join("/")))
                     .map_err(|e| self.read_error(&real.join("/"), e))?;

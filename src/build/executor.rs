@@ -39,8 +39,8 @@ use super::chmod::{Chmod, ChmodError};
 use super::config::{rfc3339, History, ImageConfig};
 use super::context::{BuildContext, ContextError, CopyOptions, StatIndex};
 use super::layer::{
-    path_order, write_copy_layer, Compression, EntryMeta, LayerError, LayerInfo, LayerOptions,
-    LayerWriter,
+    path_order, write_copy_layer, write_tree_layer, Compression, EntryMeta, LayerError, LayerInfo,
+    LayerOptions, LayerWriter, TreeEntry,
 };
 use super::rootfs::{self, PathKind, PathSet, RootfsError};
 use super::runmount::{self, BindFrom, MountError, MountPlan, SecretValue};
@@ -79,6 +79,13 @@ pub struct BuildRequest {
     pub network: NetworkMode,
     /// `--allow network.host`: the entitlement `--network=host` needs.
     pub allow_network_host: bool,
+    /// `--security-opt no-new-privileges`: RUN processes get no_new_privs (off by default,
+    /// as in BuildKit, so su and sudo work).
+    pub no_new_privileges: bool,
+    /// `--memory`, `--pids-limit`: limits of each RUN (none by default, as docker build).
+    pub limits: sandbox::ResourceLimits,
+    /// `--ssh`: the agent socket of each id, for `RUN --mount=type=ssh`.
+    pub ssh_agents: BTreeMap<String, PathBuf>,
 }
 
 impl BuildRequest {
@@ -100,6 +107,9 @@ impl BuildRequest {
             secrets: BTreeMap::new(),
             network: NetworkMode::Slirp,
             allow_network_host: false,
+            no_new_privileges: false,
+            limits: sandbox::ResourceLimits::default(),
+            ssh_agents: BTreeMap::new(),
         }
     }
 }
@@ -146,6 +156,8 @@ pub enum Event {
         id: usize,
         network: String,
         rootfs: String,
+        /// `none` (no limit asked for), `cgroup (memory …, pids …)`, or `not enforced (why)`.
+        limits: String,
         /// How long the sandboxed run took (setup, command, teardown), without the layer.
         run_micros: u64,
         /// Layers the RUN had to unpack into snapshots first (none when every
@@ -725,45 +737,62 @@ fn created_now(request: &BuildRequest) -> String {
     rfc3339(secs)
 }
 
-/// Runs the needed stages in waves of ready stages, `jobs` at a time.
+/// Runs the needed stages, at most `jobs` at once: a stage starts as soon as
+/// the stages it depends on are done (not when a whole "wave" of stages is),
+/// so a long stage never holds back an unrelated one. After the first
+/// failure no new stage starts; the running ones finish and the first error
+/// is returned.
 fn run_stages(shared: &Shared<'_>, needed: &BTreeSet<usize>) -> Result<(), BuildError> {
     let mut pending: Vec<usize> = shared.graph.build_order(needed);
     let jobs = shared.request.jobs.max(1);
-    while !pending.is_empty() {
-        let done: BTreeSet<usize> = shared
-            .results
-            .lock()
-            .map_err(|_| BuildError::Panicked)?
-            .keys()
-            .copied()
-            .collect();
-        let ready: Vec<usize> = pending
-            .iter()
-            .copied()
-            .filter(|&i| {
-                shared.graph.stages[i]
-                    .stage_deps()
-                    .all(|d| done.contains(&d) || !needed.contains(&d))
-            })
-            .take(jobs)
-            .collect();
-        if ready.is_empty() {
-            return Err(BuildError::Graph("stage dependencies form a cycle".into()));
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    let mut first_error: Option<BuildError> = None;
+    std::thread::scope(|scope| {
+        let (finished_tx, finished_rx) =
+            std::sync::mpsc::channel::<(usize, Result<(), BuildError>)>();
+        let mut running = 0usize;
+        loop {
+            while first_error.is_none() && running < jobs {
+                let ready = pending.iter().position(|&i| {
+                    shared.graph.stages[i]
+                        .stage_deps()
+                        .all(|d| done.contains(&d) || !needed.contains(&d))
+                });
+                let Some(position) = ready else { break };
+                let index = pending.remove(position);
+                let finished = finished_tx.clone();
+                scope.spawn(move || {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_stage(shared, index)
+                    }))
+                    .unwrap_or(Err(BuildError::Panicked));
+                    // The receiver outlives every stage thread of this scope.
+                    let _ = finished.send((index, outcome));
+                });
+                running += 1;
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((index, outcome)) = finished_rx.recv() else {
+                break;
+            };
+            running -= 1;
+            match outcome {
+                Ok(()) => {
+                    done.insert(index);
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
         }
-        pending.retain(|i| !ready.contains(i));
-        let outcomes: Vec<Result<(), BuildError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ready
-                .iter()
-                .map(|&i| scope.spawn(move || run_stage(shared, i)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(Err(BuildError::Panicked)))
-                .collect()
-        });
-        for outcome in outcomes {
-            outcome?;
-        }
+    });
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    if !pending.is_empty() {
+        return Err(BuildError::Graph("stage dependencies form a cycle".into()));
     }
     Ok(())
 }
@@ -1358,8 +1387,17 @@ fn run_instruction_inner(
                 inputs.vars.insert(k.to_owned(), v.to_owned());
             }
             let mut mounts = Vec::new();
+            let mut ssh_mounts = 0;
             for (i, mount) in run.flags.mounts.iter().enumerate() {
-                let (plan, key) = plan_mount(shared, &mut x, mount, &workdir)?;
+                // BuildKit numbers the default targets of a RUN's ssh mounts.
+                let mut mount = mount.clone();
+                if mount.kind == crate::syntax::flags::MountType::Ssh {
+                    if mount.target.is_none() {
+                        mount.target = Some(format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                    }
+                    ssh_mounts += 1;
+                }
+                let (plan, key) = plan_mount(shared, &mut x, &mount, &workdir)?;
                 inputs.flags.insert(format!("mount{i}"), key);
                 mounts.push(plan);
             }
@@ -1409,6 +1447,12 @@ fn run_instruction_inner(
                 inputs
                     .flags
                     .insert("network".into(), network_name(network).into());
+            }
+            if shared.request.no_new_privileges {
+                // setuid programs behave differently: the result may differ.
+                inputs
+                    .flags
+                    .insert("security-opt".into(), "no-new-privileges".into());
             }
             if !instruction.heredocs.is_empty() {
                 let mut h = Sha256::new();
@@ -1948,6 +1992,7 @@ fn network_name(mode: NetworkMode) -> &'static str {
     match mode {
         NetworkMode::None => "none",
         NetworkMode::Slirp => "slirp4netns",
+        NetworkMode::Pasta => "pasta",
         NetworkMode::Host => "host",
     }
 }
@@ -2029,12 +2074,8 @@ fn run_command(
         let whole = script.starts_with("<<") && !script.contains(char::is_whitespace);
         if whole {
             if let Some(first) = doc.content.lines().next() {
-                if let Some(interpreter) = first.strip_prefix("#!") {
-                    let argv: Vec<String> =
-                        interpreter.split_whitespace().map(str::to_owned).collect();
-                    if !argv.is_empty() {
-                        return (argv, Some(doc.content.clone().into_bytes()));
-                    }
+                if let Some(argv) = shebang_argv(first) {
+                    return (argv, Some(doc.content.clone().into_bytes()));
                 }
             }
             let mut argv = shell.to_vec();
@@ -2051,6 +2092,28 @@ fn run_command(
     let mut argv = shell.to_vec();
     argv.push(full);
     (argv, None)
+}
+
+/// The command of a heredoc RUN whose body starts with `#!`: as the kernel
+/// runs a script, the interpreter, then the rest of the line as one optional
+/// argument, then the script's path. The body reaches the interpreter on its
+/// standard input, so the path is `/dev/stdin` (BuildKit writes the body to a
+/// file instead; interpreters that need a path, like `awk -f`, work either way).
+fn shebang_argv(first_line: &str) -> Option<Vec<String>> {
+    let line = first_line.strip_prefix("#!")?.trim();
+    let (interpreter, argument) = match line.split_once([' ', '\t']) {
+        Some((interpreter, rest)) => (interpreter, rest.trim()),
+        None => (line, ""),
+    };
+    if interpreter.is_empty() {
+        return None;
+    }
+    let mut argv = vec![interpreter.to_owned()];
+    if !argument.is_empty() {
+        argv.push(argument.to_owned());
+    }
+    argv.push("/dev/stdin".to_owned());
+    Some(argv)
 }
 
 fn apply_config(instruction: &Instruction, inputs: &KeyInputs, config: &mut ImageConfig) {
@@ -2206,13 +2269,11 @@ fn run_layer_job(
                     (&plan_holder, &shared.context)
                 }
                 CopySource::Layers(layers) => {
-                    let dir = source_rootfs(shared, &layers, line)?;
+                    let dir = source_rootfs(shared, &layers, &source_prefixes(&sources), line)?;
                     from_ctx =
-                        BuildContext::new(&dir, IgnoreMatcher::default()).map_err(|source| {
-                            BuildError::Context {
-                                line,
-                                source: Box::new(source),
-                            }
+                        BuildContext::image_rootfs(&dir).map_err(|source| BuildError::Context {
+                            line,
+                            source: Box::new(source),
                         })?;
                     plan_holder = plan_sources(&from_ctx, &sources, &dest, &selection, line)?;
                     (&plan_holder, &from_ctx)
@@ -2292,7 +2353,7 @@ struct RunDirs(PathBuf);
 
 impl Drop for RunDirs {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        let _ = crate::image::remove_tree(&self.0);
     }
 }
 
@@ -2515,6 +2576,24 @@ impl std::io::Read for ChunkReader {
     }
 }
 
+/// How a RUN's limits were applied, for `--progress=plain`.
+fn limits_text(asked: &sandbox::ResourceLimits, got: &sandbox::LimitsEnforcement) -> String {
+    let mut parts = Vec::new();
+    if let Some(bytes) = asked.memory_bytes {
+        parts.push(format!("memory {bytes} bytes"));
+    }
+    if let Some(pids) = asked.pids {
+        parts.push(format!("pids {pids}"));
+    }
+    match got {
+        sandbox::LimitsEnforcement::NotRequested => "none".to_owned(),
+        sandbox::LimitsEnforcement::Cgroup => format!("cgroup ({})", parts.join(", ")),
+        sandbox::LimitsEnforcement::NotEnforced(why) => {
+            format!("not enforced ({}: {why})", parts.join(", "))
+        }
+    }
+}
+
 /// RUN: the command runs in the sandbox on the stage's snapshots; what it
 /// changed in the overlay's upper directory becomes the layer.
 fn run_step(
@@ -2543,7 +2622,9 @@ fn run_step(
     spec.cwd.clone_from(&job.cwd);
     spec.user.clone_from(&job.user);
     spec.network = job.network;
+    spec.no_new_privs = shared.request.no_new_privileges;
     spec.stdin.clone_from(&job.stdin);
+    spec.limits = shared.request.limits;
     let mut leases = runmount::Leases::default();
     if !job.mounts.is_empty() {
         let scratch = dirs.0.join("mounts");
@@ -2556,13 +2637,17 @@ fn run_step(
                 scratch: &scratch,
             },
             shared.context.root(),
-            &shared.request.secrets,
+            &runmount::Given {
+                secrets: &shared.request.secrets,
+                ssh_agents: &shared.request.ssh_agents,
+            },
             &mut leases,
-            |layers| source_rootfs(shared, layers, line),
+            |layers| source_rootfs(shared, layers, &None, line),
             |e| mount_error(line, e),
         )?;
         spec.mounts = prepared.mounts;
-        // `env=` secrets: in this run's environment only, never in the key or the config.
+        // `env=` secrets and ssh sockets: in this run's environment only, never in the key or
+        // the config.
         spec.env.extend(prepared.env);
     }
 
@@ -2598,6 +2683,7 @@ fn run_step(
             sandbox::RootMode::Copy => "copy",
         }
         .to_owned(),
+        limits: limits_text(&spec.limits, &outcome.limits),
         run_micros: u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
         unpacked,
         unpack_micros,
@@ -2615,6 +2701,10 @@ fn run_step(
         sandbox::ExitStatus::Code(code) => Some(format!("exited with code {code}")),
         sandbox::ExitStatus::Signal(sig) => Some(format!("was killed by signal {sig}")),
     };
+    let status = status.map(|s| match outcome.limit_hits.is_empty() {
+        true => s,
+        false => format!("{s}: {}", outcome.limit_hits.join("; ")),
+    });
     if let Some(status) = status {
         return Err(BuildError::RunFailed {
             line,
@@ -2633,43 +2723,114 @@ fn run_step(
     }
     // Sort by the tar name each change produces: that is the order the
     // layer writer checks.
-    let mut entries: Vec<(String, &sandbox::Change)> = changes
+    let mut entries: Vec<(String, TreeEntry)> = changes
         .iter()
         .map(|c| {
-            let name = match c.kind {
-                RunChange::Whiteout => match c.path.rsplit_once('/') {
-                    Some((dir, name)) => format!("{dir}/.wh.{name}"),
-                    None => format!(".wh.{}", c.path),
-                },
-                RunChange::Opaque => format!("{}/.wh..wh..opq", c.path),
-                RunChange::Added | RunChange::Modified => c.path.clone(),
+            let entry = match c.kind {
+                RunChange::Whiteout => TreeEntry::Whiteout(c.path.clone()),
+                RunChange::Opaque => TreeEntry::Opaque(c.path.clone()),
+                RunChange::Added | RunChange::Modified => TreeEntry::Path(c.path.clone()),
             };
-            (name, c)
+            (entry.tar_name(), entry)
         })
         .collect();
     entries.sort_by(|a, b| path_order(&a.0, &b.0));
+    let entries: Vec<TreeEntry> = entries.into_iter().map(|(_, e)| e).collect();
     let options = LayerOptions {
         source_date_epoch: shared.request.source_date_epoch,
         ..LayerOptions::default()
     };
-    let mut record = write_layer(shared, line, options, None, |w| {
-        let mut links = BTreeMap::new();
-        for (_, change) in &entries {
-            match change.kind {
-                RunChange::Whiteout => w.append_whiteout(&change.path)?,
-                RunChange::Opaque => w.append_opaque(&change.path)?,
-                RunChange::Added | RunChange::Modified => {
-                    append_upper_entry(w, &upper, &change.path, &mut links)?;
-                }
-            }
-        }
-        Ok(())
-    })?;
+    // Counted first: a lazy commit moves the upper dir into the store.
     let (added, modified, deleted) = count_run_changes(shared, state, line, &upper, &changes)?;
+    let mut record = if is_lazy_candidate(shared, &upper, &entries) {
+        commit_lazy_layer(shared, line, options, &upper, entries)?
+    } else {
+        write_layer(shared, line, options, None, |w| {
+            write_tree_layer(&upper, &entries, w)
+        })?
+    };
     record.added = added;
     record.modified = modified;
     record.deleted = deleted;
     Ok(Some(record))
+}
+
+/// Smallest RUN layer kept lazily (as its upper dir, see `crate::image::LazyLayer`) rather
+/// than written as a blob: below it, writing the blob costs little and keeps the store a
+/// complete OCI layout. `KILN_LAZY_LAYER_MIN_BYTES` overrides it.
+const LAZY_LAYER_MIN_BYTES: u64 = 64 << 20;
+
+/// Most entries a lazy layer may have: its tree's files are fsynced one by one, which costs
+/// more than one blob's fsync once there are many.
+const LAZY_LAYER_MAX_ENTRIES: usize = 1024;
+
+/// Whether a RUN layer is committed lazily: uncompressed (a compressed layer's digest needs
+/// the compressor's output), few entries, and at least [`LAZY_LAYER_MIN_BYTES`] of file data.
+fn is_lazy_candidate(shared: &Shared<'_>, upper: &std::path::Path, entries: &[TreeEntry]) -> bool {
+    if shared.request.compression != Compression::None || entries.len() > LAZY_LAYER_MAX_ENTRIES {
+        return false;
+    }
+    let min_bytes = std::env::var("KILN_LAZY_LAYER_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(LAZY_LAYER_MIN_BYTES);
+    let bytes: u64 = entries
+        .iter()
+        .filter_map(|e| match e {
+            TreeEntry::Path(path) => fs::symlink_metadata(upper.join(path)).ok(),
+            _ => None,
+        })
+        .filter(fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum();
+    bytes >= min_bytes
+}
+
+/// Commits a RUN layer lazily: the tar stream of `upper` is only hashed, and the upper dir
+/// moves into the store as the layer's source (`Store::put_lazy_layer`), to be turned into
+/// bytes again, verified, when they are read.
+fn commit_lazy_layer(
+    shared: &Shared<'_>,
+    line: usize,
+    options: LayerOptions,
+    upper: &std::path::Path,
+    entries: Vec<TreeEntry>,
+) -> Result<LayerRecord, BuildError> {
+    let layer_error = |source| BuildError::Layer {
+        line,
+        source: Box::new(source),
+    };
+    // The data must reach the disk before the layer is named; the writeback runs while
+    // the stream is hashed instead of after it.
+    let (flushed, hashed) = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| crate::image::sync_tree_files(upper, &entries));
+        let mut writer = LayerWriter::new(std::io::sink(), Compression::None, options);
+        let hashed = write_tree_layer(upper, &entries, &mut writer)
+            .and_then(|()| writer.finish())
+            .map_err(layer_error);
+        let flushed = flush.join().unwrap_or_else(|_| {
+            Err(StoreError::io(
+                "sync layer tree",
+                upper,
+                std::io::Error::other("sync thread panicked"),
+            ))
+        });
+        (flushed, hashed)
+    });
+    let (_, info) = hashed?;
+    flushed?;
+    let digest = Digest::parse(&info.digest).map_err(|e| BuildError::Unsupported {
+        line,
+        message: format!("layer writer produced a bad digest: {e}"),
+    })?;
+    let lazy = crate::image::LazyLayer {
+        digest,
+        size: info.size,
+        source_date_epoch: options.source_date_epoch,
+        entries,
+    };
+    let blob = shared.store.put_lazy_layer(upper, &lazy)?;
+    Ok(layer_record(&info, blob.size))
 }
 
 /// Added, modified and deleted non-directory paths of a RUN: the overlay
@@ -2719,54 +2880,6 @@ fn count_run_changes(
         }
     }
     Ok((added, modified, deleted))
-}
-
-/// Appends one entry of a RUN's upper directory with its own metadata.
-/// Files sharing an inode become one regular file (the first path in layer
-/// order) and hard links to it (`links` remembers inode → first path), so a
-/// link always points at an entry earlier in the same layer (catalogue L4);
-/// sockets, fifos and devices are left out (Docker drops them from layers
-/// too, devices aside).
-fn append_upper_entry(
-    w: &mut LayerWriter<crate::image::BlobSink>,
-    upper: &std::path::Path,
-    path: &str,
-    links: &mut BTreeMap<(u64, u64), String>,
-) -> Result<(), LayerError> {
-    use std::os::unix::fs::MetadataExt as _;
-    let full = upper.join(path);
-    let read_error = |source| LayerError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let md = fs::symlink_metadata(&full).map_err(read_error)?;
-    let meta = EntryMeta {
-        mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
-        mtime: md.mtime(),
-    };
-    let kind = md.file_type();
-    if kind.is_dir() || kind.is_file() {
-        w.set_next_xattrs(sandbox::layer_xattrs(&full).map_err(read_error)?);
-    }
-    if kind.is_dir() {
-        w.append_dir(path, &meta)
-    } else if kind.is_symlink() {
-        let target = fs::read_link(&full).map_err(read_error)?;
-        w.append_symlink(path, &meta, &target.to_string_lossy())
-    } else if kind.is_file() {
-        if md.nlink() > 1 {
-            if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                return w.append_hardlink(path, &meta, first);
-            }
-            links.insert((md.dev(), md.ino()), path.to_owned());
-        }
-        let mut file = fs::File::open(&full).map_err(read_error)?;
-        w.append_file(path, &meta, md.len(), &mut file)
-    } else {
-        Ok(())
-    }
 }
 
 /// Bind mounts of the context see what COPY sees: when `.dockerignore` has
@@ -3127,12 +3240,42 @@ fn path_set<'s>(
     }
 }
 
+/// The literal directories a `COPY --from` reads: each source up to its
+/// first component with a glob character, relative and normalised. `None`
+/// when a source needs the whole filesystem (the root, a leading glob, or a
+/// `..` component, which the plan then refuses as it always did).
+fn source_prefixes(sources: &[String]) -> Option<Vec<String>> {
+    let mut prefixes = Vec::new();
+    for source in sources {
+        let mut parts = Vec::new();
+        for part in source.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => return None,
+                _ if part.contains(['*', '?', '[', '\\']) => break,
+                _ => parts.push(part),
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        prefixes.push(parts.join("/"));
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    Some(prefixes)
+}
+
 /// The filesystem of `layers` (a `COPY --from` source) in a directory that
 /// is extracted once and kept in `<store>/copy-from/<hex>/`, `hex` the
-/// sha256 of the layer digests: later COPYs and `RUN --mount=type=bind,from=`
-/// of the same stage or image, in this build or the next, use it as it is
-/// (binds only ever mount it read-only or under a throw-away overlay). A tree
-/// made before a reboot is extracted again ([`crate::image::Store::tree_is_current`]). Made in a temporary
+/// sha256 of the layer digests (and of `prefixes`, when only those paths
+/// are extracted): later COPYs and `RUN --mount=type=bind,from=` of the same
+/// stage or image, in this build or the next, use it as it is (binds only
+/// ever mount it read-only or under a throw-away overlay). With `prefixes`,
+/// only the paths below them and their parent directories are extracted,
+/// unless a symlink or hard link makes that selection incomplete, in which
+/// case the whole filesystem is. A tree made before a reboot is extracted
+/// again ([`crate::image::Store::tree_is_current`]). Made in a temporary
 /// directory and renamed into place (a concurrent build extracting the same
 /// layers loses the race harmlessly, an interrupted one leaves only a
 /// temporary that prune removes); `kiln prune` drops the whole cache, under
@@ -3140,6 +3283,7 @@ fn path_set<'s>(
 fn source_rootfs(
     shared: &Shared<'_>,
     layers: &[Descriptor],
+    prefixes: &Option<Vec<String>>,
     line: usize,
 ) -> Result<PathBuf, BuildError> {
     let mut chain = Sha256::new();
@@ -3147,23 +3291,54 @@ fn source_rootfs(
         chain.update(layer.digest().to_string().as_bytes());
         chain.update(b"\n");
     }
-    let dir = shared
-        .store
-        .copy_from_dir()
-        .join(hex::encode(chain.finalize()));
-    if shared.store.tree_is_current(&dir) {
-        return Ok(dir);
+    let parent = shared.store.copy_from_dir();
+    let full = parent.join(hex::encode(chain.clone().finalize()));
+    if shared.store.tree_is_current(&full) {
+        return Ok(full);
     }
-    if dir.exists() {
-        // Made before a reboot: maybe not whole on disk.
-        shared.store.move_to_trash(&dir)?;
-    }
-    let tmp = scratch_dir(shared)?;
-    rootfs::extract(shared.store, layers, &tmp).map_err(|source| BuildError::Rootfs {
+    let rootfs_error = |source| BuildError::Rootfs {
         line,
         source: Box::new(source),
-    })?;
-    let parent = shared.store.copy_from_dir();
+    };
+    let selected = match prefixes {
+        Some(prefixes) => {
+            for prefix in prefixes {
+                chain.update(b"\0");
+                chain.update(prefix.as_bytes());
+            }
+            let dir = parent.join(format!("sel-{}", hex::encode(chain.finalize())));
+            if shared.store.tree_is_current(&dir) {
+                return Ok(dir);
+            }
+            Some((prefixes, dir))
+        }
+        None => None,
+    };
+    for stale in std::iter::once(&full).chain(selected.as_ref().map(|(_, dir)| dir)) {
+        if stale.exists() {
+            // Made before a reboot: maybe not whole on disk.
+            shared.store.move_to_trash(stale)?;
+        }
+    }
+    let tmp = scratch_dir(shared)?;
+    let dir = match selected {
+        Some((prefixes, dir)) => {
+            if rootfs::extract_selected(shared.store, layers, &tmp, prefixes)
+                .map_err(rootfs_error)?
+            {
+                dir
+            } else {
+                let _ = fs::remove_dir_all(&tmp);
+                fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+                rootfs::extract(shared.store, layers, &tmp).map_err(rootfs_error)?;
+                full
+            }
+        }
+        None => {
+            rootfs::extract(shared.store, layers, &tmp).map_err(rootfs_error)?;
+            full
+        }
+    };
     fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
     shared.store.mark_tree(&dir)?;
     if let Err(e) = fs::rename(&tmp, &dir) {

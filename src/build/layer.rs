@@ -1049,6 +1049,114 @@ pub fn write_copy_layer<W: Write + Send + 'static>(
     Ok(())
 }
 
+/// One entry of a layer made from a directory tree (a RUN's overlay upper
+/// dir), in the order the layer lists them: a path whose own metadata and
+/// content go into the layer, a deletion (`.wh.<name>`) or an opaque marker
+/// (`<dir>/.wh..wh..opq`). The list is what [`write_tree_layer`] needs to
+/// produce the same bytes again later, without the layers below (a lazy
+/// layer is regenerated from it; see `crate::image::Store::put_lazy_layer`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "path", rename_all = "lowercase")]
+pub enum TreeEntry {
+    /// The path's file, directory, symlink or hard link, read from the tree.
+    Path(String),
+    /// The path was deleted.
+    Whiteout(String),
+    /// The directory hides what the layers below have under it.
+    Opaque(String),
+}
+
+impl TreeEntry {
+    /// The name this entry has in the tar (the order [`path_order`] checks).
+    #[must_use]
+    pub fn tar_name(&self) -> String {
+        match self {
+            Self::Path(path) => path.clone(),
+            Self::Whiteout(path) => match path.rsplit_once('/') {
+                Some((dir, name)) => format!("{dir}/.wh.{name}"),
+                None => format!(".wh.{path}"),
+            },
+            Self::Opaque(dir) => format!("{dir}/.wh..wh..opq"),
+        }
+    }
+}
+
+/// Writes `entries` (sorted by [`TreeEntry::tar_name`] in [`path_order`])
+/// of the tree at `root` into a layer, each path with its own metadata.
+/// Files sharing an inode become one regular file (the first path in layer
+/// order) and hard links to it, so a link always points at an entry earlier
+/// in the same layer (catalogue L4); sockets, fifos and devices are left out
+/// (Docker drops them from layers too). Extended attributes are those
+/// [`crate::sandbox::keeps_xattr`] keeps.
+///
+/// # Errors
+/// An entry that cannot be read or changed while being read, or a layer error.
+pub fn write_tree_layer<W: Write + Send + 'static>(
+    root: &std::path::Path,
+    entries: &[TreeEntry],
+    writer: &mut LayerWriter<W>,
+) -> Result<(), LayerError> {
+    let mut links = BTreeMap::new();
+    for entry in entries {
+        match entry {
+            TreeEntry::Whiteout(path) => writer.append_whiteout(path)?,
+            TreeEntry::Opaque(dir) => writer.append_opaque(dir)?,
+            TreeEntry::Path(path) => append_tree_path(writer, root, path, &mut links)?,
+        }
+    }
+    Ok(())
+}
+
+fn append_tree_path<W: Write + Send + 'static>(
+    w: &mut LayerWriter<W>,
+    root: &std::path::Path,
+    path: &str,
+    links: &mut BTreeMap<(u64, u64), String>,
+) -> Result<(), LayerError> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let full = root.join(path);
+    let read_error = |source| LayerError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let md = std::fs::symlink_metadata(&full).map_err(read_error)?;
+    // Rootless, the tree holds host ids (the building user for container root).
+    let (uid, gid) = crate::sandbox::container_ids(md.uid(), md.gid());
+    let meta = EntryMeta {
+        mode: md.mode() & 0o7777,
+        uid,
+        gid,
+        mtime: md.mtime(),
+    };
+    let kind = md.file_type();
+    if kind.is_dir() || kind.is_file() {
+        w.set_next_xattrs(crate::sandbox::layer_xattrs(&full).map_err(read_error)?);
+    }
+    if kind.is_dir() {
+        w.append_dir(path, &meta)
+    } else if kind.is_symlink() {
+        let target = std::fs::read_link(&full).map_err(read_error)?;
+        w.append_symlink(path, &meta, &target.to_string_lossy())
+    } else if kind.is_file() {
+        if md.nlink() > 1 {
+            if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                return w.append_hardlink(path, &meta, first);
+            }
+            links.insert((md.dev(), md.ino()), path.to_owned());
+        }
+        // O_NOFOLLOW: a file swapped for a symlink since the lstat above must not pull
+        // in what it points at.
+        let mut file = File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&full)
+            .map_err(read_error)?;
+        w.append_file(path, &meta, md.len(), &mut file)
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

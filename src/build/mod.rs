@@ -5,7 +5,8 @@
 //! [`executor`] runs the stages a target needs, with [`cache`] keys and
 //! records, [`chmod`] `--chmod` modes, [`config`] the image config document, [`rootfs`] reading image
 //! filesystems out of layers, [`fetch`] `ADD <url>` downloads, and
-//! [`output`] the `--output` exporters.
+//! [`output`] the `--output` exporters, [`runmount`] `RUN --mount` and [`ssh`] its agent
+//! forwarding.
 
 pub mod cache;
 pub mod chmod;
@@ -17,6 +18,7 @@ pub mod layer;
 pub mod output;
 pub mod rootfs;
 pub mod runmount;
+pub mod ssh;
 
 pub use executor::{build, unused_build_args, BuildError, BuildOutput, BuildRequest, Event};
 pub use output::{export, Output, OutputError};

@@ -283,6 +283,93 @@ fn is_safe(name: &str) -> bool {
 /// # Errors
 /// A layer that cannot be read, an entry leaving `dest`, or a write error.
 pub fn extract(store: &Store, layers: &[Descriptor], dest: &Path) -> Result<(), RootfsError> {
+    extract_filtered(store, layers, dest, &Selection::All).map(|_| ())
+}
+
+/// Which part of an image [`extract_selected`] writes.
+enum Selection<'a> {
+    All,
+    /// The paths at and below these prefixes (relative, normalised), and
+    /// their ancestor directories.
+    Under(&'a [String]),
+}
+
+impl Selection<'_> {
+    fn keeps(&self, path: &str) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Under(prefixes) => prefixes.iter().any(|p| related(path, p)),
+        }
+    }
+
+    /// True when `path` is a prefix or lies below one (not a mere ancestor).
+    fn covers(&self, path: &str) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Under(prefixes) => prefixes.iter().any(|p| below_or_at(path, p)),
+        }
+    }
+}
+
+/// `path` is `prefix` or inside it.
+fn below_or_at(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `path` is `prefix`, inside it, or one of its ancestors.
+fn related(path: &str, prefix: &str) -> bool {
+    below_or_at(path, prefix) || below_or_at(prefix, path)
+}
+
+/// Extracts only what lies at or below `prefixes` (relative paths without
+/// `.`/`..` components; an empty prefix means everything), plus the
+/// directories leading to them, whiteouts applied as in [`extract`]. This is
+/// what a `COPY --from` naming a few paths of a stage needs, at a fraction of
+/// the cost of the whole filesystem.
+///
+/// Returns `false`, leaving `dest` to be discarded, when the selection is not
+/// self-contained and only a full [`extract`] gives the right answer: a
+/// symlink on the way to (or at) a prefix, which the copy would follow, or a
+/// hard link from inside the selection to a file outside it.
+///
+/// # Errors
+/// As [`extract`].
+pub fn extract_selected(
+    store: &Store,
+    layers: &[Descriptor],
+    dest: &Path,
+    prefixes: &[String],
+) -> Result<bool, RootfsError> {
+    if !extract_filtered(store, layers, dest, &Selection::Under(prefixes))? {
+        return Ok(false);
+    }
+    for prefix in prefixes {
+        let mut at = dest.to_path_buf();
+        for part in prefix.split('/').filter(|p| !p.is_empty()) {
+            at.push(part);
+            match fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_symlink() => return Ok(false),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// [`extract`] of the entries `selection` keeps; `Ok(false)` when a kept
+/// hard link points outside the selection.
+fn extract_filtered(
+    store: &Store,
+    layers: &[Descriptor],
+    dest: &Path,
+    selection: &Selection<'_>,
+) -> Result<bool, RootfsError> {
+    let mut complete = true;
     fs::create_dir_all(dest).map_err(|source| RootfsError::Extract {
         digest: String::new(),
         path: String::new(),
@@ -304,6 +391,27 @@ pub fn extract(store: &Store, layers: &[Descriptor], dest: &Path) -> Result<(), 
                     digest: digest.clone(),
                     path: name.to_owned(),
                 });
+            }
+            if !complete {
+                return Ok(());
+            }
+            let kept = match whiteout(name) {
+                Some(Whiteout::Opaque(ref dir)) => selection.keeps(dir),
+                Some(Whiteout::File(ref path)) => selection.keeps(path),
+                None => selection.keeps(name),
+            };
+            if !kept {
+                return Ok(());
+            }
+            if entry.header().entry_type().is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|raw| entry_name(&raw))
+                    .unwrap_or_default();
+                if !selection.covers(&target) {
+                    complete = false;
+                    return Ok(());
+                }
             }
             match whiteout(name) {
                 Some(Whiteout::Opaque(dir)) => {
@@ -350,8 +458,11 @@ pub fn extract(store: &Store, layers: &[Descriptor], dest: &Path) -> Result<(), 
             }
             Ok(())
         })?;
+        if !complete {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn remove_any(path: &Path) -> io::Result<()> {

@@ -13,7 +13,8 @@
 //! into a file name and never used as a path, catalogue M4), a `<hex>.lock` beside each for
 //! `sharing=locked|private`. Bind and cache `source=` paths are handed to the sandbox as
 //! subpaths that it resolves inside their root with `openat2(RESOLVE_IN_ROOT)` (M1, M3).
-//! Secrets come from `kiln build --secret`; `type=ssh` (agent forwarding) is refused. The
+//! Secrets come from `kiln build --secret`; `type=ssh` agents from `kiln build --ssh`, each
+//! behind a per-RUN forwarding socket ([`super::ssh::SshProxy`]). The
 //! main types are [`MountPlan`] and [`SecretValue`] (whose `Debug` never shows the value).
 
 use std::collections::BTreeMap;
@@ -54,8 +55,15 @@ impl fmt::Debug for SecretValue {
 pub enum MountError {
     #[error("failed to mount: {what} needs a target")]
     NoTarget { what: &'static str },
-    #[error("failed to mount: type=ssh is not supported")]
-    Ssh,
+    #[error("failed to mount ssh agent {id:?}: no such agent was forwarded")]
+    MissingSsh { id: String },
+    #[error("failed to forward ssh agent {id:?} at {}", path.display())]
+    SshProxy {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to mount secret {id:?}: no such secret was given")]
     MissingSecret { id: String },
     #[error("failed to mount secret: it has no id")]
@@ -84,7 +92,10 @@ impl MountError {
                 "pass it with `kiln build --secret id={id},src=FILE` (or env=VAR), or mark the \
                  mount `required=false`"
             )),
-            MountError::Ssh => Some("SSH agent forwarding is not implemented yet".to_owned()),
+            MountError::MissingSsh { id } => Some(format!(
+                "forward one with `kiln build --ssh {id}` (the agent at $SSH_AUTH_SOCK) or \
+                 `--ssh {id}=SOCKET|KEY`, or mark the mount `required=false`"
+            )),
             _ => None,
         }
     }
@@ -127,6 +138,17 @@ pub enum MountPlan {
     Secret {
         id: String,
         target: Option<String>,
+        env: Option<String>,
+        required: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// An SSH agent socket; `env` names the variable that gets the target (the first ssh
+    /// mount of a RUN sets `SSH_AUTH_SOCK` when no `env=` is given).
+    Ssh {
+        id: String,
+        target: String,
         env: Option<String>,
         required: bool,
         mode: u32,
@@ -181,6 +203,19 @@ fn key_text(plan: &MountPlan, source_digest: &str) -> String {
             "secret,id={id},target={target:?},env={env:?},required={required},mode={mode:o},\
              uid={uid},gid={gid}"
         ),
+        // Neither the agent's socket nor its keys: an agent is not content.
+        MountPlan::Ssh {
+            id,
+            target,
+            env,
+            required,
+            mode,
+            uid,
+            gid,
+        } => format!(
+            "ssh,id={id},target={target},env={env:?},required={required},mode={mode:o},\
+             uid={uid},gid={gid}"
+        ),
     }
 }
 
@@ -189,7 +224,7 @@ fn key_text(plan: &MountPlan, source_digest: &str) -> String {
 /// the source path in.
 ///
 /// # Errors
-/// A missing target, `type=ssh`, or what `bind_source` reports.
+/// A missing target, or what `bind_source` reports.
 pub fn plan<E>(
     mount: &Mount,
     workdir: &str,
@@ -262,7 +297,18 @@ pub fn plan<E>(
             };
             (plan, String::new())
         }
-        MountType::Ssh => return Err(wrap(MountError::Ssh)),
+        MountType::Ssh => {
+            let plan = MountPlan::Ssh {
+                id: mount.id.clone().unwrap_or_else(|| "default".to_owned()),
+                target: need_target("an ssh mount").map_err(&wrap)?,
+                env: mount.env.clone(),
+                required: mount.required,
+                mode: mount.mode.unwrap_or(0o600),
+                uid: mount.uid.unwrap_or(0),
+                gid: mount.gid.unwrap_or(0),
+            };
+            (plan, String::new())
+        }
     };
     let key = key_text(&plan, &digest);
     Ok((plan, key))
@@ -273,6 +319,7 @@ pub fn plan<E>(
 pub struct Leases {
     locks: Vec<nix::fcntl::Flock<fs::File>>,
     dirs: Vec<PathBuf>,
+    ssh_proxies: Vec<super::ssh::SshProxy>,
 }
 
 impl Leases {
@@ -284,6 +331,7 @@ impl Leases {
 
 impl Drop for Leases {
     fn drop(&mut self) {
+        self.ssh_proxies.clear();
         self.locks.clear();
         for dir in &self.dirs {
             let _ = fs::remove_dir_all(dir);
@@ -327,6 +375,12 @@ pub struct PrepareDirs<'a> {
     pub scratch: &'a Path,
 }
 
+/// What `kiln build` was given for mounts: `--secret` values and `--ssh` agent sockets.
+pub struct Given<'a> {
+    pub secrets: &'a BTreeMap<String, SecretValue>,
+    pub ssh_agents: &'a BTreeMap<String, PathBuf>,
+}
+
 /// What [`prepare`] made.
 pub struct Prepared {
     pub mounts: Vec<MountSpec>,
@@ -345,13 +399,14 @@ pub fn prepare<E>(
     plans: &[MountPlan],
     dirs: &PrepareDirs<'_>,
     context_root: &Path,
-    secrets: &BTreeMap<String, SecretValue>,
+    given: &Given<'_>,
     leases: &mut Leases,
     mut source_dir: impl FnMut(&[oci_spec::image::Descriptor]) -> Result<PathBuf, E>,
     wrap: impl Fn(MountError) -> E,
 ) -> Result<Prepared, E> {
     let mut specs = Vec::new();
     let mut env = Vec::new();
+    let mut auth_sock_set = false;
     for (i, plan) in plans.iter().enumerate() {
         match plan {
             MountPlan::Bind {
@@ -446,7 +501,7 @@ pub fn prepare<E>(
                 uid,
                 gid,
             } => {
-                let Some(value) = secrets.get(id) else {
+                let Some(value) = given.secrets.get(id) else {
                     if *required {
                         return Err(wrap(MountError::MissingSecret { id: id.clone() }));
                     }
@@ -466,6 +521,48 @@ pub fn prepare<E>(
                         uid: *uid,
                         gid: *gid,
                     });
+                }
+            }
+            MountPlan::Ssh {
+                id,
+                target,
+                env: env_name,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(agent) = given.ssh_agents.get(id) else {
+                    if *required {
+                        return Err(wrap(MountError::MissingSsh { id: id.clone() }));
+                    }
+                    continue;
+                };
+                let name = format!("ssh{i}.sock");
+                let path = dirs.scratch.join(&name);
+                let owner = crate::sandbox::host_ids(*uid, *gid);
+                let proxy =
+                    super::ssh::SshProxy::start(agent, &path, *mode, owner).map_err(|source| {
+                        wrap(MountError::SshProxy {
+                            id: id.clone(),
+                            path: path.clone(),
+                            source,
+                        })
+                    })?;
+                leases.ssh_proxies.push(proxy);
+                specs.push(MountSpec::Bind {
+                    source: dirs.scratch.to_path_buf(),
+                    subpath: name,
+                    target: target.clone(),
+                    writable: false,
+                });
+                match env_name {
+                    Some(var) => env.push((var.clone(), target.clone())),
+                    None if !auth_sock_set => {
+                        auth_sock_set = true;
+                        env.push(("SSH_AUTH_SOCK".to_owned(), target.clone()));
+                    }
+                    None => {}
                 }
             }
         }
@@ -526,7 +623,12 @@ mod tests {
             plan_of("type=cache"),
             Err(MountError::NoTarget { .. })
         ));
-        assert!(matches!(plan_of("type=ssh"), Err(MountError::Ssh)));
+        let (plan, key) = plan_of("type=ssh").unwrap();
+        assert!(matches!(plan, MountPlan::Ssh { ref id, mode: 0o600, .. } if id == "default"));
+        assert!(
+            key.starts_with("ssh,id=default,target=/run/buildkit/ssh_agent.0"),
+            "{key}"
+        );
     }
 
     #[test]

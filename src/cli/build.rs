@@ -98,6 +98,66 @@ pub struct BuildArgs {
     /// Grant an entitlement: `network.host` (lets RUN use the host's network).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// Security options of RUN: `no-new-privileges` sets no_new_privs, so setuid programs
+    /// (su, sudo) and file capabilities grant nothing.
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opts: Vec<String>,
+    /// Forward an SSH agent to `RUN --mount=type=ssh`: `default` (the agent at
+    /// $SSH_AUTH_SOCK), or ID=SOCKET or ID=KEY[,KEY…] (repeatable).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEY[,KEY…]]")]
+    pub ssh: Vec<String>,
+    /// Memory limit of each RUN, e.g. `512m` or `2g` (units b, k, m, g; default: none, as
+    /// docker build). Enforced through a cgroup where one is writable.
+    #[arg(short = 'm', long = "memory", value_name = "BYTES", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Limit on the processes and threads of each RUN at once (default: none, as docker
+    /// build). Enforced through a cgroup where one is writable.
+    #[arg(long = "pids-limit", value_name = "N", value_parser = parse_pids_limit)]
+    pub pids_limit: Option<u64>,
+}
+
+/// Parses `--memory` as docker does: a number with an optional unit b, k, m or g (powers of
+/// 1024, either case). At least 4 MiB: less cannot start a shell.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| !r.is_empty() && r.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t);
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: expected a number with b, k, m or g"
+            ))
+        }
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("invalid size {text:?}"))?;
+    if bytes < 4 << 20 {
+        return Err(format!("{text:?} is below the minimum memory limit of 4m"));
+    }
+    Ok(bytes)
+}
+
+/// Parses `--pids-limit`: a positive number.
+fn parse_pids_limit(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "invalid --pids-limit {text:?}: expected a positive number"
+        )),
+    }
 }
 
 /// Parses one `--secret` value as `docker build` does: `id=ID` with `src=FILE` (or
@@ -339,6 +399,20 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
             }
         }
     }
+    let mut no_new_privileges = false;
+    for option in &args.security_opts {
+        match option.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                no_new_privileges = true;
+            }
+            "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
+            other => {
+                return usage(&format!(
+                    "unsupported --security-opt {other:?} (kiln supports: no-new-privileges)"
+                ))
+            }
+        }
+    }
     let network = match args.network {
         NetworkArg::Default => crate::sandbox::NetworkMode::Slirp,
         NetworkArg::None => crate::sandbox::NetworkMode::None,
@@ -349,7 +423,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         }
         NetworkArg::Host => crate::sandbox::NetworkMode::Host,
     };
-    let request = BuildRequest {
+    let mut request = BuildRequest {
         dockerfile_name: file,
         context: args.context.clone(),
         build_args,
@@ -368,6 +442,12 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         secrets,
         network,
         allow_network_host,
+        no_new_privileges,
+        limits: crate::sandbox::ResourceLimits {
+            memory_bytes: args.memory,
+            pids: args.pids_limit,
+        },
+        ssh_agents: BTreeMap::new(),
     };
     // docker counts `--build-arg K` with K unset in the environment as given
     // (it is warned about when no ARG consumes it) but passes no value.
@@ -388,6 +468,12 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         Ok(store) => store,
         Err(e) => return usage(&crate::image::error_chain(&e)),
     };
+    // Key-file agents live until the build is over (dropped at the end of this function).
+    let ssh_agents = match build::ssh::SshAgents::from_flags(&args.ssh, &store.tmp_dir()) {
+        Ok(agents) => agents,
+        Err(e) => return usage(&error_chain(&e)),
+    };
+    request.ssh_agents = ssh_agents.sockets().clone();
     cancel_on_signals();
     let (tx, rx) = mpsc::channel();
     let mode = if args.quiet {
@@ -495,6 +581,7 @@ fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
                 id,
                 network,
                 rootfs,
+                limits,
                 run_micros,
                 unpacked,
                 unpack_micros,
@@ -508,7 +595,7 @@ fn render(rx: &mpsc::Receiver<Event>, mode: Option<Progress>) {
                 }
                 writeln!(
                     out,
-                    "#{id} sandbox: network {network}, rootfs {rootfs}, ran {:.3}s",
+                    "#{id} sandbox: network {network}, rootfs {rootfs}, limits {limits}, ran {:.3}s",
                     *run_micros as f64 / 1e6
                 )
             }

@@ -425,6 +425,20 @@ mod tests {
         assert!(err.to_string().contains("GNU long name"), "{err}");
     }
 
+    #[test]
+    fn a_path_twice_is_refused_as_extraction_refuses_it() {
+        let t = tar(&[
+            ("etc/", b""),
+            ("etc/motd", b"safe"),
+            ("./etc/motd", b"evil"),
+        ]);
+        let err = Stack::new().apply_reader(&t[..]).unwrap_err();
+        assert!(
+            err.to_string().contains("\"/etc/motd\" appears twice"),
+            "{err}"
+        );
+    }
+
     fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         for (path, content) in entries {

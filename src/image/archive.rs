@@ -310,9 +310,20 @@ impl Store {
                     .read(&mut buf)
                     .map_err(|e| StoreError::io("read archive", path, e))?;
             }
-            let diff_id = gunzip
-                .and_then(|(decoder, _)| decoder.finish().ok())
-                .map(|guarded| guarded.into_inner().finish().0);
+            // The decoder holds back its last output until `finish`, so the guard can still
+            // stop the layer there (an entry at the very end naming an earlier path).
+            let diff_id = match gunzip {
+                Some((decoder, verdict)) => match decoder.finish() {
+                    Ok(guarded) => Some(guarded.into_inner().finish().0),
+                    Err(_) => match verdict.take() {
+                        Some(stopped) => {
+                            return Err(bad_archive(path, format!("layer {name:?}: {stopped}")))
+                        }
+                        None => None,
+                    },
+                },
+                None => None,
+            };
             let blob = writer.commit()?;
             let stored = Stored {
                 blob,

@@ -74,6 +74,15 @@ pub enum StoreError {
         expected: String,
         actual: Digest,
     },
+    /// A lazy layer (a RUN's tree kept in place of its blob) could not be read back into
+    /// its tar stream.
+    #[error("failed to regenerate layer {digest} from its source tree {}", path.display())]
+    LazyLayer {
+        digest: Digest,
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("failed to use cache key {key:?}: keys are 1-200 characters of [A-Za-z0-9._:-] starting with a letter or digit")]
     BadCacheKey { key: String },
     #[error("failed to {action}: it needs the exclusive store lock (open the store with Store::open_exclusive)")]

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -44,6 +44,7 @@ pub const TRASH_DELAY: std::time::Duration = std::time::Duration::from_secs(15 *
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
+    /// Blob files and lazy layers (`layers/<hex>`) removed.
     pub blobs_removed: usize,
     pub bytes_freed: u64,
     pub records_removed: usize,
@@ -223,6 +224,22 @@ impl Store {
         if report.blobs_removed > 0 {
             sync_dir(&self.blobs_dir())?;
         }
+        // A lazy layer goes with the last reference to its digest, or as soon as a blob file
+        // holds the same bytes (loaded from an archive, say).
+        for (digest, dir) in self.lazy_layers()? {
+            if keep.contains(&digest) && !self.has_blob_file(&digest) {
+                continue;
+            }
+            let size = self.read_lazy(&dir).map(|l| l.size).unwrap_or(0);
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {
+                    report.blobs_removed += 1;
+                    report.bytes_freed += size;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove lazy layer", dir, e)),
+            }
+        }
         for path in self.records()? {
             let live = match read_record(&path) {
                 Ok(Some(record)) => record.blobs.iter().all(|d| self.has_blob(d)),
@@ -382,10 +399,28 @@ impl Store {
             .iter()
             .filter_map(|p| p.digest.clone())
             .collect();
-        if repair && !corrupt.is_empty() {
-            let quarantine = self.root().join("quarantine");
+        // Lazy layers whose blob file exists are never read (prune removes them).
+        let lazy: Vec<(Digest, PathBuf)> = self
+            .lazy_layers()?
+            .into_iter()
+            .filter(|(digest, _)| !self.has_blob_file(digest))
+            .collect();
+        let mut corrupt_lazy = Vec::new();
+        for (digest, dir) in &lazy {
+            let (size, problem) = self.rehash_lazy(digest, dir);
+            report.blobs_checked += 1;
+            report.bytes_checked += size;
+            if let Some(problem) = problem {
+                report.problems.push(problem);
+                corrupt_lazy.push((digest.clone(), dir.clone()));
+            }
+        }
+        let quarantine = self.root().join("quarantine");
+        if repair && !(corrupt.is_empty() && corrupt_lazy.is_empty()) {
             fs::create_dir_all(&quarantine)
                 .map_err(|e| StoreError::io("create directory", &quarantine, e))?;
+        }
+        if repair && !corrupt.is_empty() {
             for digest in &corrupt {
                 let to = quarantine.join(digest.hex());
                 rename_durable(&self.blob_path(digest), &to)?;
@@ -393,6 +428,20 @@ impl Store {
             }
             sync_dir(&self.blobs_dir())?;
         }
+        if repair {
+            // Without its tree the layer reads as missing: records using it become misses and
+            // the next build makes it again.
+            for (digest, dir) in &corrupt_lazy {
+                let to = quarantine.join(format!("{}.tree", digest.hex()));
+                let _ = fs::remove_dir_all(&to);
+                self.quarantine_lazy(dir, &to)?;
+                report.quarantined.push(to);
+            }
+        }
+        let corrupt: BTreeSet<Digest> = corrupt
+            .into_iter()
+            .chain(corrupt_lazy.into_iter().map(|(d, _)| d))
+            .collect();
         let dir = self.blobs_dir();
         for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("read directory", &dir, e))? {
             let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
@@ -460,6 +509,33 @@ impl Store {
             .sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
         report.problems.dedup();
         Ok(report)
+    }
+
+    /// Regenerates a lazy layer and checks it against its digest: (bytes, problem).
+    fn rehash_lazy(&self, digest: &Digest, dir: &Path) -> (u64, Option<Problem>) {
+        let problem = |message: String| Problem {
+            path: dir.to_path_buf(),
+            digest: Some(digest.clone()),
+            message,
+        };
+        let mut reader = match self.open_blob(digest) {
+            Ok(reader) => reader,
+            Err(e) => return (0, Some(problem(error_chain(&e)))),
+        };
+        // The generator hashes the stream it makes; reading it to the end checks it.
+        match io::copy(&mut reader, &mut io::sink()) {
+            Ok(size) => (size, None),
+            Err(e) => {
+                let e = StoreError::io("read lazy layer", dir, e);
+                (
+                    0,
+                    Some(problem(format!(
+                        "lazy layer is corrupt: {}",
+                        error_chain(&e)
+                    ))),
+                )
+            }
+        }
     }
 
     /// Checks one referenced blob (size, and, for manifests and indexes, what they name).

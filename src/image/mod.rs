@@ -8,7 +8,8 @@
 //! [`Store::put_image`].
 //!
 //! Modules: `digest` (strict digests, hashing), `reference` (image names), `store`
-//! (directory, lock, blobs, cache records), `index` (tags and images), `gc` (prune,
+//! (directory, lock, blobs, cache records), `lazy` (RUN layers kept as
+//! their trees until read), `index` (tags and images), `gc` (prune,
 //! fsck), `archive` (load, save), `error` (the module's error type).
 
 mod archive;
@@ -16,6 +17,7 @@ mod digest;
 mod error;
 mod gc;
 mod index;
+mod lazy;
 mod reference;
 mod store;
 
@@ -24,7 +26,9 @@ pub use digest::{Digest, DigestError, Hasher};
 pub use error::{Result, StoreError};
 pub use gc::{error_chain, FsckReport, Problem, PruneOptions, PruneReport, TRASH_DELAY};
 pub use index::{canonical_json, Image, ImageSummary, Removed, IMAGE_NAME, REF_NAME};
+pub use lazy::{sync_tree_files, LazyLayer};
 pub use reference::{Reference, ReferenceError};
+pub(crate) use store::remove_tree;
 pub use store::{Blob, BlobSink, BlobWriter, LockMode, Store, VerifiedReader, MAX_DOCUMENT_SIZE};
 
 /// The store location: `$KILN_ROOT` is handled by the CLI; this is the default under the

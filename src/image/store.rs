@@ -10,9 +10,11 @@
 //! index.lock              flock: exclusive around each read-modify-write of index.json
 //! quarantine/<hex>        corrupt blobs moved aside by `fsck --repair`
 //! copy-from/<hex>         extracted `COPY --from` and bind `from=` sources (a cache; prune empties it)
+//! copy-from/sel-<hex>     the same, only the paths a `COPY --from` names
 //! copy-from/<hex>.made    the boot it was made in (see [`Store::tree_is_current`])
 //! snapshots/<hex>         unpacked layers (overlay lower dirs for RUN), by diff_id
 //! snapshots/<hex>.made    the boot a snapshot was made in (see [`Store::snapshot_is_current`])
+//! layers/<hex>/           lazy layers: a RUN's tree standing in for its blob (`lazy.rs`)
 //! trash/<secs>-<pid>-<n>  unpacked trees prune dropped, deleted by a prune much later
 //! ```
 //! Every write is temp file → fsync → rename → fsync of the directory, so a kill at any
@@ -48,6 +50,7 @@ use serde_json::value::RawValue;
 
 use super::digest::{Digest, Hasher};
 use super::error::{Result, StoreError};
+use super::lazy::LazyStream;
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -338,16 +341,26 @@ impl Store {
         self.root.join("cache")
     }
 
+    /// Whether the store can give the blob's bytes: a blob file, or a lazy layer
+    /// (see `lazy.rs`).
     pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.has_blob_file(digest) || self.lazy_source(digest).is_some()
+    }
+
+    /// Whether the blob is stored as a file under `blobs/sha256`.
+    pub fn has_blob_file(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
 
-    /// The size of a stored blob, or `None` when it is absent.
+    /// The size of a stored blob (a file or a lazy layer), or `None` when it is absent.
     pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let path = self.blob_path(digest);
         match fs::metadata(&path) {
             Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.lazy_source(digest) {
+                Some(dir) => Ok(Some(self.read_lazy(&dir)?.size)),
+                None => Ok(None),
+            },
             Err(e) => Err(StoreError::io("inspect blob", path, e)),
         }
     }
@@ -426,21 +439,34 @@ impl Store {
         writer.commit()
     }
 
-    /// Opens a blob for reading; the reader fails at EOF unless the content matches.
+    /// Opens a blob for reading; the reader fails at EOF unless the content matches. A lazy
+    /// layer is regenerated from its tree as it is read.
     pub fn open_blob(&self, digest: &Digest) -> Result<VerifiedReader> {
         let path = self.blob_path(digest);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::MissingBlob {
-                    digest: digest.clone(),
-                    path,
-                })
-            }
+        let source = match File::open(&path) {
+            Ok(file) => Source::File(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.lazy_source(digest) {
+                Some(dir) => {
+                    let stream = self.open_lazy(digest, &dir)?;
+                    return Ok(VerifiedReader {
+                        source: Source::Lazy(stream),
+                        digest: digest.clone(),
+                        path: dir,
+                        hasher: None,
+                        expected_size: None,
+                    });
+                }
+                None => {
+                    return Err(StoreError::MissingBlob {
+                        digest: digest.clone(),
+                        path,
+                    })
+                }
+            },
             Err(e) => return Err(StoreError::io("open blob", path, e)),
         };
         Ok(VerifiedReader {
-            file,
+            source,
             digest: digest.clone(),
             path,
             hasher: Some(Hasher::new()),
@@ -453,11 +479,7 @@ impl Store {
     pub fn open_descriptor(&self, descriptor: &Descriptor) -> Result<VerifiedReader> {
         let digest = descriptor_digest(descriptor, "descriptor")?;
         let mut reader = self.open_blob(&digest)?;
-        let actual = reader
-            .file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect blob", &reader.path, e))?
-            .len();
+        let actual = reader.len()?;
         if actual != descriptor.size() {
             return Err(StoreError::WrongSize {
                 digest,
@@ -473,11 +495,7 @@ impl Store {
     /// Reads a whole (small) blob into memory, verified.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let mut reader = self.open_blob(digest)?;
-        let len = reader
-            .file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect blob", &reader.path, e))?
-            .len();
+        let len = reader.len()?;
         if len > MAX_DOCUMENT_SIZE {
             return Err(StoreError::document(
                 format!("blob {digest}"),
@@ -540,8 +558,14 @@ impl Store {
         self.deferred.store(true, Ordering::Relaxed);
     }
 
-    fn is_deferred(&self) -> bool {
+    pub(crate) fn is_deferred(&self) -> bool {
         self.deferred.load(Ordering::Relaxed)
+    }
+
+    /// Paths (files or directories) written unsynced that [`Store::sync`] must flush with
+    /// the pending blobs.
+    pub(crate) fn defer_paths(&self, paths: Vec<PathBuf>) {
+        self.pending().blobs.extend(paths);
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -747,7 +771,7 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
         let entry = entry.map_err(|e| StoreError::io("read directory", dir, e))?;
         let path = entry.path();
         let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            fs::remove_dir_all(&path)
+            remove_tree(&path)
         } else {
             fs::remove_file(&path)
         };
@@ -758,6 +782,39 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// Removes the directory tree at `path` (symlinks are removed, never followed), also when
+/// it holds directories without permissions: overlayfs leaves its `work/work` directory
+/// mode 000, and rootless that stops `remove_dir_all` with EACCES. Such directories are made
+/// 0700 (they are ours) and the removal is tried again.
+///
+/// # Errors
+/// The tree cannot be removed even then.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            open_up_dirs(path);
+            fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+/// Gives every real directory under `dir` (itself included) mode 0700, best effort.
+fn open_up_dirs(dir: &Path) {
+    let is_dir = fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+    if !is_dir {
+        return;
+    }
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up_dirs(&entry.path());
+            }
+        }
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -807,7 +864,7 @@ pub(crate) fn create_temp(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
 }
 
 /// Fsyncs `paths` (files renamed into place unsynced), a few at a time in parallel.
-fn sync_files(paths: &[PathBuf]) -> Result<()> {
+pub(crate) fn sync_files(paths: &[PathBuf]) -> Result<()> {
     let sync = |path: &PathBuf| {
         File::open(path)
             .and_then(|f| f.sync_all())
@@ -860,8 +917,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Crash-test hook (catalogue R1, FX-kill): with `KILN_FAULT=<name>` in the environment the
 /// process aborts at the named point, as a `kill -9` there would. Points: `blob-before-rename`,
 /// `blob-after-rename`, `meta-before-rename`, `meta-after-rename` (index.json, cache records),
-/// `sync-before-blobs` (a deferred store's [`Store::sync`], before anything is flushed).
-fn fault_point(name: &str) {
+/// `sync-before-blobs` (a deferred store's [`Store::sync`], before anything is flushed),
+/// `lazy-before-rename`, `lazy-after-rename` (a lazy layer's tree moving into `layers/`).
+pub(crate) fn fault_point(name: &str) {
     if std::env::var_os("KILN_FAULT").is_some_and(|v| v == name) {
         std::process::abort();
     }
@@ -1033,14 +1091,32 @@ pub(crate) fn wrap_io(action: &'static str, path: &Path, e: io::Error) -> io::Er
 /// size). A mismatch is an `InvalidData` error wrapping [`StoreError::Corrupt`]: callers
 /// must treat everything they derived from the stream as void until EOF was reached.
 pub struct VerifiedReader {
-    file: File,
+    source: Source,
     digest: Digest,
     path: PathBuf,
+    /// Hashes a blob file as it is read (a lazy layer's generator hashes its own stream).
     hasher: Option<Hasher>,
     expected_size: Option<u64>,
 }
 
+/// Where a [`VerifiedReader`]'s bytes come from.
+enum Source {
+    File(File),
+    Lazy(LazyStream),
+}
+
 impl VerifiedReader {
+    /// The blob's size: the file's, or the one recorded for a lazy layer.
+    fn len(&self) -> Result<u64> {
+        match &self.source {
+            Source::File(file) => file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| StoreError::io("inspect blob", &self.path, e)),
+            Source::Lazy(stream) => Ok(stream.size()),
+        }
+    }
+
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
@@ -1056,11 +1132,15 @@ impl VerifiedReader {
 
 impl Read for VerifiedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let file = match &mut self.source {
+            Source::File(file) => file,
+            // Verified by the generator; the descriptor's size was checked on opening.
+            Source::Lazy(stream) => return stream.read(buf),
+        };
         let Some(hasher) = self.hasher.as_mut() else {
             return Ok(0);
         };
-        let n = self
-            .file
+        let n = file
             .read(buf)
             .map_err(|e| wrap_io("read blob", &self.path, e))?;
         if n > 0 {

@@ -4,8 +4,19 @@
 //!
 //! Refused shapes: a PAX `size` that disagrees with a non-zero ustar size, a PAX `x` header
 //! followed by another meta header (a GNU long name `L`/`K` or a second `x`): readers disagree on
-//! which entry such a header applies to; and non-zero bytes after the end-of-archive marker
-//! (seen when the caller drains the stream, as unpack and explain do). Budgets: decompressed bytes and entries per layer, and
+//! which entry such a header applies to; a GNU long name and a PAX `path` for one entry; a path
+//! that appears twice in one archive (image-spec layer.md: a layer "MUST NOT include duplicate
+//! entries for file paths"; readers keep the first or the last copy, so they see different
+//! trees); and non-zero bytes after the end-of-archive marker (seen when the caller drains the
+//! stream, as unpack and explain do).
+//!
+//! The one repetition accepted is a directory declared twice with the same mode and owner:
+//! every reader ends with the same directory (Docker's and containerd's appliers merge a
+//! directory entry into an existing directory), and archives made by appending or
+//! concatenating tars repeat their parent directories that way. Paths are compared after the
+//! same cleaning as extraction does ([`clean_components`]), so `./a`, `a/` and `/a` are one
+//! path. Hard-link entries are paths like any other: two entries named `a` are refused whatever
+//! their types. Budgets: decompressed bytes and entries per layer, and
 //! the same summed over every layer this process unpacks (one `kiln build`), each settable
 //! through an environment variable ([`Limits::from_env`]). The zstd window cap is the caller's
 //! decoder setting ([`ZSTD_WINDOW_LOG_MAX`]).
@@ -14,9 +25,12 @@
 //! header starts is the parser's as long as both honour the PAX size the same way (tar ≥ 0.4.45
 //! always does, and a disagreeing ustar size is refused here).
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::inroot::clean_components;
 
 /// zstd frames may not ask for a window above 2^27 bytes (128 MiB, zstd's own default limit).
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
@@ -91,11 +105,31 @@ static BUILD_ENTRIES: AtomicU64 = AtomicU64::new(0);
 enum State {
     /// Collecting a 512-byte header block.
     Header,
-    /// Passing `left` bytes of entry data (and padding); `pax` collects a PAX header's body.
-    Data { left: u64, pax: Option<Vec<u8>> },
+    /// Passing `left` bytes of entry data (and padding); `meta` collects the body of a PAX
+    /// header or a GNU long name.
+    Data { left: u64, meta: Option<Meta> },
     /// After the end-of-archive marker: only zero padding may follow.
     End,
 }
+
+/// The body of a meta header being collected.
+#[derive(Debug)]
+enum Meta {
+    Pax(Vec<u8>),
+    LongName(Vec<u8>),
+}
+
+/// What a PAX `x` header says about the next entry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct PaxRecords {
+    size: Option<u64>,
+    path: Option<Vec<u8>>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+}
+
+/// What the guard remembers of a path it has seen: for a directory, its mode and owner.
+type Seen = Option<(u64, u64, u64)>;
 
 /// Wraps the decompressed stream `inner`; read errors caused by the guard carry a
 /// [`GuardError`], which [`Verdict::take`] also hands back.
@@ -105,8 +139,12 @@ pub struct Guarded<R> {
     state: State,
     block: Vec<u8>,
     zero_blocks: u8,
-    /// The pending PAX `x` header's `size` record (`Some(None)`: a PAX header without one).
-    pending_pax: Option<Option<u64>>,
+    /// The records of the pending PAX `x` header.
+    pending_pax: Option<PaxRecords>,
+    /// The pending GNU long name (`L`), up to its first NUL.
+    pending_long_name: Option<Vec<u8>>,
+    /// Every cleaned path of this archive so far.
+    seen: HashMap<String, Seen>,
     bytes: u64,
     entries: u64,
     verdict: Verdict,
@@ -133,6 +171,8 @@ pub fn guard<R>(inner: R, limits: Limits) -> (Guarded<R>, Verdict) {
         block: Vec::with_capacity(512),
         zero_blocks: 0,
         pending_pax: None,
+        pending_long_name: None,
+        seen: HashMap::new(),
         bytes: 0,
         entries: 0,
         verdict: verdict.clone(),
@@ -157,9 +197,17 @@ fn number(field: &[u8]) -> Option<u64> {
     u64::from_str_radix(text, 8).ok()
 }
 
-/// The `size` record of a PAX body, if any (the last one wins, as in readers).
-fn pax_size(body: &[u8]) -> Result<Option<u64>, GuardError> {
-    let mut size = None;
+/// Parses a decimal PAX value.
+fn pax_number(value: &[u8], what: &str) -> Result<u64, GuardError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ambiguous(&format!("a PAX {what} that is not a number")))
+}
+
+/// The records of a PAX body the guard needs (the last of each wins, as in readers).
+fn pax_records(body: &[u8]) -> Result<PaxRecords, GuardError> {
+    let mut records = PaxRecords::default();
     let mut rest = body;
     while !rest.is_empty() && rest[0] != 0 {
         let space = rest
@@ -174,21 +222,50 @@ fn pax_size(body: &[u8]) -> Result<Option<u64>, GuardError> {
         let record = &rest[space + 1..len];
         let record = record.strip_suffix(b"\n").unwrap_or(record);
         if let Some(value) = record.strip_prefix(b"size=") {
-            let value = std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| ambiguous("a PAX size that is not a number"))?;
-            size = Some(value);
+            records.size = Some(pax_number(value, "size")?);
+        } else if let Some(value) = record.strip_prefix(b"path=") {
+            records.path = Some(value.to_vec());
+        } else if let Some(value) = record.strip_prefix(b"uid=") {
+            records.uid = Some(pax_number(value, "uid")?);
+        } else if let Some(value) = record.strip_prefix(b"gid=") {
+            records.gid = Some(pax_number(value, "gid")?);
         }
         rest = &rest[len..];
     }
-    Ok(size)
+    Ok(records)
+}
+
+/// Bytes up to the first NUL.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// The path a header block names by itself: the ustar prefix joined to the name when the block
+/// is a POSIX ustar header, as the tar parser reads it.
+fn header_path(block: &[u8]) -> Vec<u8> {
+    let name = until_nul(&block[..100]);
+    let is_ustar = &block[257..263] == b"ustar\0" && &block[263..265] == b"00";
+    let prefix = until_nul(&block[345..500]);
+    if is_ustar && !prefix.is_empty() {
+        let mut path = prefix.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(name);
+        path
+    } else {
+        name.to_vec()
+    }
 }
 
 fn ambiguous(reason: &str) -> GuardError {
     GuardError::Ambiguous {
         reason: reason.to_owned(),
     }
+}
+
+/// A cleaned path as messages show it: `/` for the root, else with a leading `/`.
+fn display_path(path: &str) -> String {
+    format!("/{path}")
 }
 
 /// Rounds a data length up to whole blocks.
@@ -248,6 +325,43 @@ impl<R> Guarded<R> {
         Ok(())
     }
 
+    /// Refuses an entry whose path an earlier entry of this archive already named, except a
+    /// directory declared again with the same mode and owner.
+    fn check_unique(
+        &mut self,
+        block: &[u8],
+        pax: &PaxRecords,
+        long_name: Option<Vec<u8>>,
+    ) -> Result<(), GuardError> {
+        let raw = long_name
+            .or_else(|| pax.path.clone())
+            .unwrap_or_else(|| header_path(block));
+        let path = clean_components(&String::from_utf8_lossy(&raw)).join("/");
+        let seen: Seen = (block[156] == b'5')
+            .then(|| {
+                let mode = number(&block[100..108])? & 0o7777;
+                let uid = pax.uid.or_else(|| number(&block[108..116]))?;
+                let gid = pax.gid.or_else(|| number(&block[116..124]))?;
+                Some((mode, uid, gid))
+            })
+            .flatten();
+        match self.seen.get(&path) {
+            None => {
+                self.seen.insert(path, seen);
+                Ok(())
+            }
+            Some(earlier) if earlier.is_some() && *earlier == seen => Ok(()),
+            Some(Some(_)) if seen.is_some() => Err(ambiguous(&format!(
+                "the directory {:?} appears twice with a different mode or owner",
+                display_path(&path)
+            ))),
+            Some(_) => Err(ambiguous(&format!(
+                "the path {:?} appears twice",
+                display_path(&path)
+            ))),
+        }
+    }
+
     /// Handles one complete header block.
     fn header(&mut self) -> Result<(), GuardError> {
         let block = std::mem::take(&mut self.block);
@@ -269,7 +383,9 @@ impl<R> Guarded<R> {
                 }
                 self.state = State::Data {
                     left: padded(ustar_size),
-                    pax: Some(Vec::with_capacity(ustar_size.min(1 << 20) as usize)),
+                    meta: Some(Meta::Pax(Vec::with_capacity(
+                        ustar_size.min(1 << 20) as usize
+                    ))),
                 };
                 if ustar_size > 1 << 20 {
                     return Err(ambiguous("a PAX header larger than 1 MiB"));
@@ -279,20 +395,27 @@ impl<R> Guarded<R> {
                 if self.pending_pax.is_some() {
                     return Err(ambiguous("a PAX header followed by a GNU long name"));
                 }
+                if ustar_size > 1 << 20 {
+                    return Err(ambiguous("a GNU long name larger than 1 MiB"));
+                }
+                let meta = (typeflag == b'L').then(|| Meta::LongName(Vec::new()));
                 self.state = State::Data {
                     left: padded(ustar_size),
-                    pax: None,
+                    meta,
                 };
             }
             b'g' => {
                 self.state = State::Data {
                     left: padded(ustar_size),
-                    pax: None,
+                    meta: None,
                 };
             }
             _ => {
                 self.count_entry()?;
-                let size = match self.pending_pax.take().flatten() {
+                let pax = self.pending_pax.take().unwrap_or_default();
+                let long_name = self.pending_long_name.take();
+                self.check_unique(&block, &pax, long_name)?;
+                let size = match pax.size {
                     Some(pax) if ustar_size != 0 && ustar_size != pax => {
                         return Err(ambiguous(&format!(
                             "the PAX size {pax} disagrees with the ustar size {ustar_size}"
@@ -303,7 +426,7 @@ impl<R> Guarded<R> {
                 };
                 self.state = State::Data {
                     left: padded(size),
-                    pax: None,
+                    meta: None,
                 };
             }
         }
@@ -331,16 +454,31 @@ impl<R> Guarded<R> {
                         self.header()?;
                     }
                 }
-                State::Data { left, pax } => {
+                State::Data { left, meta } => {
                     let take = (*left).min(buf.len() as u64) as usize;
-                    if let Some(body) = pax.as_mut() {
+                    if let Some(Meta::Pax(body) | Meta::LongName(body)) = meta.as_mut() {
                         body.extend_from_slice(&buf[..take]);
                     }
                     *left -= take as u64;
                     buf = &buf[take..];
                     if *left == 0 {
-                        if let Some(body) = pax.take() {
-                            self.pending_pax = Some(pax_size(&body)?);
+                        match meta.take() {
+                            Some(Meta::Pax(body)) => {
+                                let records = pax_records(&body)?;
+                                if records.path.is_some() && self.pending_long_name.is_some() {
+                                    return Err(ambiguous(
+                                        "a GNU long name and a PAX path for one entry",
+                                    ));
+                                }
+                                self.pending_pax = Some(records);
+                            }
+                            Some(Meta::LongName(body)) => {
+                                if self.pending_long_name.is_some() {
+                                    return Err(ambiguous("two GNU long names for one entry"));
+                                }
+                                self.pending_long_name = Some(until_nul(&body).to_vec());
+                            }
+                            None => {}
                         }
                         self.state = State::Header;
                     }
@@ -442,5 +580,102 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(read_all(&t, enough), Ok(()));
+    }
+
+    fn dir_header(name: &str, mode: &str) -> Vec<u8> {
+        let mut h = header(name, b'5', "0");
+        h[100..100 + mode.len()].copy_from_slice(mode.as_bytes());
+        h
+    }
+
+    fn archive(headers: &[Vec<u8>]) -> Vec<u8> {
+        let mut t: Vec<u8> = headers.concat();
+        t.extend(vec![0u8; 1024]);
+        t
+    }
+
+    #[test]
+    fn a_path_that_appears_twice_is_refused_and_named() {
+        for (what, second) in [
+            ("same name", header("etc/passwd", b'0', "0")),
+            ("leading ./", header("./etc/passwd", b'0', "0")),
+            ("absolute", header("/etc//passwd", b'0', "0")),
+            ("hard link", header("etc/passwd", b'1', "0")),
+            ("directory", dir_header("etc/passwd/", "0000755")),
+        ] {
+            let t = archive(&[header("etc/passwd", b'0', "0"), second]);
+            let err = read_all(&t, Limits::default()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("the path \"/etc/passwd\" appears twice"),
+                "{what}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_name_or_pax_path_counts_as_the_path() {
+        let mut long = header("././@LongLink", b'L', "00000000013");
+        let mut body = b"etc/passwd\0".to_vec();
+        body.resize(512, 0);
+        long.extend(body);
+        long.extend(header("truncated", b'0', "0"));
+        let t = archive(&[header("etc/passwd", b'0', "0"), long]);
+        let err = read_all(&t, Limits::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("\"/etc/passwd\" appears twice"),
+            "{err}"
+        );
+
+        let mut pax = header("././@PaxHeader", b'x', "00000000023");
+        let mut body = b"19 path=etc/passwd\n".to_vec();
+        body.resize(512, 0);
+        pax.extend(body);
+        pax.extend(header("other", b'0', "0"));
+        let t = archive(&[header("etc/passwd", b'0', "0"), pax]);
+        let err = read_all(&t, Limits::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("\"/etc/passwd\" appears twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_long_name_and_a_pax_path_for_one_entry_are_refused() {
+        let mut t = header("././@LongLink", b'L', "00000000002");
+        let mut body = b"a\0".to_vec();
+        body.resize(512, 0);
+        t.extend(body);
+        t.extend(header("././@PaxHeader", b'x', "00000000011"));
+        let mut body = b"9 path=b\n".to_vec();
+        body.resize(512, 0);
+        t.extend(body);
+        let t = archive(&[t, header("c", b'0', "0")]);
+        let err = read_all(&t, Limits::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("GNU long name and a PAX path"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_declared_twice_alike_is_accepted_otherwise_refused() {
+        let alike = archive(&[
+            dir_header("usr/", "0000755"),
+            header("usr/a", b'0', "0"),
+            dir_header("./usr", "0000755"),
+        ]);
+        assert_eq!(read_all(&alike, Limits::default()), Ok(()));
+        let differ = archive(&[dir_header("usr/", "0000755"), dir_header("usr/", "0000777")]);
+        let err = read_all(&differ, Limits::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("directory \"/usr\" appears twice with a different mode"),
+            "{err}"
+        );
+        let mut owner = dir_header("usr/", "0000755");
+        owner[108..115].copy_from_slice(b"0001750");
+        let differ = archive(&[dir_header("usr/", "0000755"), owner]);
+        assert!(read_all(&differ, Limits::default()).is_err());
     }
 }

@@ -126,6 +126,9 @@ pub struct Plan<'a> {
     pub fds: ChildFds,
     /// Every descriptor the intermediate process must keep; all others are closed.
     pub keep: Vec<RawFd>,
+    /// `cgroup.procs` of the RUN's cgroup directories (none without limits), written by the
+    /// container's first process to join them.
+    pub cgroup_procs: Vec<RawFd>,
     pub parent: Pid,
 }
 
@@ -831,6 +834,18 @@ fn mount_overlay(plan: &Plan<'_>) -> Result<(), Fail> {
 fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .step("set the parent-death signal")?;
+    // Join the RUN's cgroup ("0" is the writer): every process of the RUN descends from this
+    // one, and the intermediate process (a copy of kiln's address space) stays outside, so the
+    // memory limit's OOM killer can only pick the RUN's own processes. A second cgroup
+    // namespace is then rooted at the RUN's cgroup.
+    for &fd in &plan.cgroup_procs {
+        file(fd).write_all(b"0").step("join the RUN's cgroup")?;
+        let _ = nix::unistd::close(fd);
+    }
+    if !plan.cgroup_procs.is_empty() {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .step("create the RUN's cgroup namespace")?;
+    }
     // A new session: no controlling terminal, and Ctrl-C on the builder's terminal reaches the
     // builder, which then kills this namespace.
     nix::unistd::setsid().step("create a session")?;

@@ -14,12 +14,16 @@
 //! inside the root), pivot_root, capabilities, seccomp, closing every fd above 2, chdir with a
 //! reachability check, exec. When overlayfs cannot be mounted, the run is retried on a copy of
 //! the lower dirs and the differences are written into the upper dir afterwards (`copyroot`).
+//! With [`RunSpec::limits`] set, the run gets a cgroup of its own (`cgroup`), joined by the
+//! container's first process and removed after the run; the default network is slirp4netns or
+//! pasta (`spawn`).
 
 // This is the one module that talks to the kernel directly (fork, namespaces, mounts, capset,
 // seccomp, openat2); every unsafe block carries a SAFETY comment and lives in `sys` or next to
 // the fork it protects.
 #![allow(unsafe_code)]
 
+mod cgroup;
 mod copyroot;
 mod diff;
 mod guard;
@@ -35,10 +39,11 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cgroup::{LimitsEnforcement, ResourceLimits};
 pub use diff::{keeps_xattr, layer_xattrs, upper_changes, Change, ChangeKind};
 pub use guard::{guard, GuardError, Guarded, Limits, Verdict, ZSTD_WINDOW_LOG_MAX};
 pub use init::DEFAULT_CAPS;
-pub use spawn::{cancel_all, cancelled, host_ids, run};
+pub use spawn::{cancel_all, cancelled, container_ids, host_ids, run};
 pub use unpack::{unpack_layer, unpack_layer_limited, UnpackReport};
 
 /// How the RUN's process reaches the network.
@@ -46,8 +51,13 @@ pub use unpack::{unpack_layer, unpack_layer_limited, UnpackReport};
 pub enum NetworkMode {
     /// A new network namespace with only loopback up.
     None,
-    /// A new network namespace connected through `slirp4netns --disable-host-loopback`.
+    /// A new network namespace with outbound access through a user-mode network stack:
+    /// `slirp4netns --disable-host-loopback`, or `pasta --no-map-gw` when slirp4netns is not
+    /// installed or `KILN_NETWORK_PROVIDER=pasta` is set ([`RunOutcome::network`] says which).
     Slirp,
+    /// A new network namespace connected through `pasta` (package `passt`) with the gateway
+    /// not mapped to the host and no port forwarded either way.
+    Pasta,
     /// The host's network namespace (the caller checks the `network.host` entitlement).
     Host,
 }
@@ -130,6 +140,9 @@ pub struct RunSpec {
     /// Bytes fed to the command's stdin (heredoc body); `/dev/null` when `None`.
     pub stdin: Option<Vec<u8>>,
     pub rlimits: Vec<Rlimit>,
+    /// Memory and process-count limits, enforced through a cgroup of its own where a writable
+    /// cgroup hierarchy has the controllers.
+    pub limits: ResourceLimits,
     /// Use the copy-based root even where overlayfs works (slower; for tests and debugging).
     pub force_copy: bool,
 }
@@ -157,6 +170,7 @@ impl RunSpec {
             no_new_privs: false,
             stdin: None,
             rlimits: Vec::new(),
+            limits: ResourceLimits::default(),
             force_copy: false,
         }
     }
@@ -192,10 +206,16 @@ pub struct RunOutcome {
     /// Wall time from before the first fork to after teardown.
     pub duration: Duration,
     pub root_mode: RootMode,
-    /// The network mode actually used (Slirp falls back to None when slirp4netns is missing).
+    /// The network mode actually used: Slirp becomes Pasta when pasta is the provider, and
+    /// None when no provider is installed or it failed to start.
     pub network: NetworkMode,
     /// Things the user should know (for example a network fallback), one sentence each.
     pub warnings: Vec<String>,
+    /// Whether [`RunSpec::limits`] were enforced.
+    pub limits: LimitsEnforcement,
+    /// What the limits did to the command (a process killed at the memory limit, forks
+    /// refused at the pids limit), one sentence each.
+    pub limit_hits: Vec<String>,
 }
 
 /// Errors of the sandbox module.

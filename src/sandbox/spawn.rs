@@ -20,6 +20,7 @@ use nix::libc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{ForkResult, Pid};
 
+use super::cgroup::{LimitsEnforcement, RunCgroup};
 use super::init::{self, ChildFds, Plan, PreparedMount, Report, Source};
 use super::inroot::{self, clean_components};
 use super::{
@@ -69,18 +70,18 @@ fn run_once(
     let start = Instant::now();
     let programs = seccomp::programs()?;
     let mut warnings = Vec::new();
-    let network = match spec.network {
-        NetworkMode::Slirp if find_in_path("slirp4netns").is_none() => {
-            warnings.push(
-                "slirp4netns is not installed, so this RUN has no network; install the \
-                 slirp4netns package to give RUN outbound network access"
-                    .to_string(),
-            );
-            NetworkMode::None
-        }
-        other => other,
-    };
+    let network = network_provider(spec.network, &mut warnings);
     let ids = IdMapping::detect();
+    let (cgroup, limits) = match RunCgroup::create(spec.limits) {
+        Ok(None) => (None, LimitsEnforcement::NotRequested),
+        Ok(Some(cgroup)) => (Some(cgroup), LimitsEnforcement::Cgroup),
+        Err(reason) => {
+            warnings.push(format!(
+                "the memory and pids limits are not enforced for this RUN: {reason}"
+            ));
+            (None, LimitsEnforcement::NotEnforced(reason))
+        }
+    };
     let scratch = Scratch::create()?;
     let files = scratch.prepare(spec, network)?;
     let root = scratch.path.join("root");
@@ -123,6 +124,15 @@ fn run_once(
         files.empty.0.as_raw_fd(),
     ];
     keep.extend(files.sources.iter().map(|(fd, _)| fd.as_raw_fd()));
+    // The container's first process joins the RUN's cgroup before anything else, so every
+    // process of the RUN is in it.
+    let cgroup_procs = match &cgroup {
+        Some(c) => c
+            .open_procs()
+            .map_err(|e| SandboxError::io("open the RUN's cgroup", &c.dirs()[0], e))?,
+        None => Vec::new(),
+    };
+    keep.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
     let plan = Plan {
         spec,
         root: root.clone(),
@@ -145,6 +155,7 @@ fn run_once(
         resolv: files.source(&files.resolv),
         empty_file: files.source(&files.empty),
         keep,
+        cgroup_procs: cgroup_procs.iter().map(|fd| fd.as_raw_fd()).collect(),
         parent: nix::unistd::getpid(),
     };
 
@@ -161,9 +172,11 @@ fn run_once(
         container: None,
         reaped: false,
         slirp: None,
+        pasta: None,
         cancel: Cancel::register(child),
+        cgroup,
     };
-    drop((out_w, c2p_w, p2c_r, report_w, stdin_r));
+    drop((out_w, c2p_w, p2c_r, report_w, stdin_r, cgroup_procs));
     drop(plan);
     let mut c2p = File::from(c2p_r);
     let mut report = File::from(report_r);
@@ -181,10 +194,18 @@ fn run_once(
             )),
         }
     }
-    let effective_network = if network == NetworkMode::Slirp && guard.slirp.is_none() {
-        NetworkMode::None
-    } else {
-        network
+    if network == NetworkMode::Pasta {
+        match Pasta::start(child, ids.is_root(), &scratch.path) {
+            Ok(p) => guard.pasta = Some(p),
+            Err(e) => warnings.push(format!(
+                "pasta failed to start ({e}), so this RUN has no network"
+            )),
+        }
+    }
+    let effective_network = match network {
+        NetworkMode::Slirp if guard.slirp.is_none() => NetworkMode::None,
+        NetworkMode::Pasta if guard.pasta.is_none() => NetworkMode::None,
+        other => other,
     };
     if File::from(p2c_w).write_all(b"G").is_err() {
         return Err(guard.failure(&mut report, spec));
@@ -217,6 +238,11 @@ fn run_once(
     let mut status = [0u8; 5];
     let got_status = c2p.read_exact(&mut status).is_ok();
     guard.reap();
+    let limit_hits = guard
+        .cgroup
+        .as_ref()
+        .map(RunCgroup::hits)
+        .unwrap_or_default();
     if guard.cancel.requested() {
         let mut reports = String::new();
         let _ = report.read_to_string(&mut reports);
@@ -261,6 +287,8 @@ fn run_once(
         root_mode: mode,
         network: effective_network,
         warnings,
+        limits,
+        limit_hits,
     })
 }
 
@@ -432,6 +460,35 @@ impl IdMapping {
     }
 }
 
+/// The container uid and gid that the host ids of a file in a RUN's upper dir stand for: the
+/// inverse of [`host_ids`] (rootless: the building user is container root, the subordinate
+/// range is container ids 1 and up). Host ids outside the mapping become 65534, as the kernel
+/// shows unmapped ids. The mapping is read once per process.
+pub fn container_ids(host_uid: u32, host_gid: u32) -> (u32, u32) {
+    static MAPPING: std::sync::OnceLock<IdMapping> = std::sync::OnceLock::new();
+    let unmap = |id: u32, own: u32, sub: Option<(u32, u32)>| -> u32 {
+        if id == own {
+            return 0;
+        }
+        match sub {
+            Some((start, count)) if id >= start && id - start < count => id - start + 1,
+            _ => 65534,
+        }
+    };
+    match MAPPING.get_or_init(IdMapping::detect) {
+        IdMapping::Root => (host_uid, host_gid),
+        IdMapping::Rootless {
+            uid,
+            gid,
+            subuid,
+            subgid,
+        } => (
+            unmap(host_uid, *uid, *subuid),
+            unmap(host_gid, *gid, *subgid),
+        ),
+    }
+}
+
 /// The host uid and gid that container ids `uid:gid` map to in the sandbox's user namespace,
 /// when both are mapped (rootless without subordinate ids maps only container root).
 pub fn host_ids(uid: u32, gid: u32) -> Option<(u32, u32)> {
@@ -550,13 +607,138 @@ impl Slirp {
     }
 }
 
+/// The network a RUN asking for `asked` gets: for the default private network, slirp4netns,
+/// or pasta when slirp4netns is not installed or `KILN_NETWORK_PROVIDER=pasta`; no network
+/// (with a warning that says how to get one) when neither is installed.
+fn network_provider(asked: NetworkMode, warnings: &mut Vec<String>) -> NetworkMode {
+    let have_slirp = || find_in_path("slirp4netns").is_some();
+    let have_pasta = || find_in_path("pasta").is_some();
+    match asked {
+        NetworkMode::Slirp => {
+            let wants_pasta = std::env::var("KILN_NETWORK_PROVIDER").is_ok_and(|v| v == "pasta");
+            if wants_pasta && have_pasta() {
+                NetworkMode::Pasta
+            } else if have_slirp() {
+                if wants_pasta {
+                    warnings.push(
+                        "KILN_NETWORK_PROVIDER=pasta but pasta is not installed (package \
+                         passt), so this RUN uses slirp4netns"
+                            .to_string(),
+                    );
+                }
+                NetworkMode::Slirp
+            } else if have_pasta() {
+                NetworkMode::Pasta
+            } else {
+                warnings.push(
+                    "neither slirp4netns nor pasta is installed, so this RUN has no network; \
+                     install the slirp4netns or the passt package to give RUN outbound \
+                     network access"
+                        .to_string(),
+                );
+                NetworkMode::None
+            }
+        }
+        NetworkMode::Pasta if !have_pasta() => {
+            warnings.push(
+                "pasta is not installed, so this RUN has no network; install the passt package"
+                    .to_string(),
+            );
+            NetworkMode::None
+        }
+        other => other,
+    }
+}
+
+/// A `pasta` process connecting the sandbox's network namespace to the host's network.
+struct Pasta {
+    /// The daemon's pid (pasta forks into the background once the namespace is configured).
+    pid: Pid,
+}
+
+impl Pasta {
+    /// Starts pasta on the namespaces of `pid` and waits until the interface is configured.
+    /// The gateway address is not mapped to the host (`--no-map-gw`), so the RUN cannot reach
+    /// the host's loopback services, and no port is forwarded in either direction (the
+    /// defaults forward ports bound on the host's loopback into the namespace).
+    fn start(pid: Pid, as_root: bool, scratch: &Path) -> io::Result<Pasta> {
+        let log = scratch.join("pasta.log");
+        let pid_file = scratch.join("pasta.pid");
+        let mut cmd = Command::new("pasta");
+        cmd.args([
+            "--config-net",
+            "--no-map-gw",
+            "--tcp-ports",
+            "none",
+            "--udp-ports",
+            "none",
+            "--tcp-ns",
+            "none",
+            "--udp-ns",
+            "none",
+            "--dns-forward",
+            "10.0.2.3",
+            "--quiet",
+        ])
+        .arg("--log-file")
+        .arg(&log)
+        .arg("--pid")
+        .arg(&pid_file)
+        .arg("--userns")
+        .arg(format!("/proc/{pid}/ns/user"))
+        .arg("--netns")
+        .arg(format!("/proc/{pid}/ns/net"));
+        if as_root {
+            // As root pasta would switch to nobody, which may not enter a user namespace that
+            // root owns.
+            cmd.args(["--runas", "0:0"]);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
+        let daemon = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .map(Pid::from_raw);
+        match daemon {
+            Some(pid) if out.status.success() => Ok(Pasta { pid }),
+            _ => {
+                if let Some(pid) = daemon {
+                    Pasta { pid }.stop();
+                }
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                let said = said
+                    .lines()
+                    .chain(String::from_utf8_lossy(&out.stderr).lines())
+                    .find(|l| !l.trim().is_empty() && !l.contains("syslog"))
+                    .unwrap_or("it exited early")
+                    .to_string();
+                Err(io::Error::other(said))
+            }
+        }
+    }
+
+    /// Kills the daemon, checking first that the pid is still a pasta process.
+    fn stop(self) {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
+        if comm.starts_with("pasta") || comm.starts_with("passt") {
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
 /// Kills and reaps the sandbox on every path out of `run`.
 struct Guard {
     intermediate: Pid,
     container: Option<Pid>,
     reaped: bool,
     slirp: Option<Slirp>,
+    pasta: Option<Pasta>,
     cancel: Cancel,
+    /// The RUN's cgroup: a field, so it is removed after `drop` has emptied the namespace.
+    cgroup: Option<RunCgroup>,
 }
 
 /// Where the container's mount-point stubs were created.
@@ -672,6 +854,9 @@ impl Drop for Guard {
         self.reap();
         if let Some(mut s) = self.slirp.take() {
             s.stop();
+        }
+        if let Some(p) = self.pasta.take() {
+            p.stop();
         }
     }
 }
@@ -891,8 +1076,8 @@ fn mkdir(path: &Path) -> Result<(), SandboxError> {
 /// The resolver configuration for the container.
 fn resolv_conf(network: NetworkMode) -> String {
     match network {
-        // slirp4netns's built-in DNS forwarder.
-        NetworkMode::Slirp => "nameserver 10.0.2.3\n".to_string(),
+        // slirp4netns's built-in DNS forwarder, or pasta's `--dns-forward` address.
+        NetworkMode::Slirp | NetworkMode::Pasta => "nameserver 10.0.2.3\n".to_string(),
         // The host's file; its loopback resolvers are unreachable from a private namespace but
         // harmless, and with the host network they are what the host uses.
         _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
