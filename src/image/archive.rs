@@ -293,11 +293,22 @@ impl Store {
                     crate::sandbox::guard(Hasher::new(), crate::sandbox::Limits::from_env());
                 (flate2::write::MultiGzDecoder::new(hasher), verdict)
             });
+            // An uncompressed layer goes through the same guard, as it is.
+            let mut plain = (compression == Compression::None && starts_like_tar(&buf[..n]))
+                .then(|| crate::sandbox::guard(io::sink(), crate::sandbox::Limits::from_env()));
             let mut chunk = n;
             while chunk > 0 {
                 writer
                     .write_all(&buf[..chunk])
                     .map_err(|e| StoreError::io("write a blob into", writer.temp_path(), e))?;
+                if let Some((guarded, verdict)) = plain.as_mut() {
+                    if guarded.write_all(&buf[..chunk]).is_err() {
+                        if let Some(stopped) = verdict.take() {
+                            return Err(bad_archive(path, format!("layer {name:?}: {stopped}")));
+                        }
+                        plain = None;
+                    }
+                }
                 if let Some((decoder, verdict)) = gunzip.as_mut() {
                     if decoder.write_all(&buf[..chunk]).is_err() {
                         if let Some(stopped) = verdict.take() {
@@ -965,5 +976,55 @@ impl ArchiveWriter {
             .map_err(|e| StoreError::io("write archive", &self.path, e))?;
         self.written.push(name.to_owned());
         Ok(())
+    }
+}
+
+/// Whether `head` begins with a POSIX or GNU tar header whose checksum is right: the
+/// members of an archive that `kiln load` checks as uncompressed layers.
+fn starts_like_tar(head: &[u8]) -> bool {
+    let Some(header) = head.get(..512) else {
+        return false;
+    };
+    if &header[257..262] != b"ustar" {
+        return false;
+    }
+    let recorded = std::str::from_utf8(&header[148..156])
+        .ok()
+        .map(|t| t.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|t| u32::from_str_radix(t, 8).ok());
+    let computed: u32 = header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    recorded == Some(computed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_like_tar;
+
+    #[test]
+    fn only_a_tar_header_with_a_right_checksum_looks_like_a_tar() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(2);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, "a", &b"hi"[..]).unwrap();
+        let mut tar = builder.into_inner().unwrap();
+        assert!(starts_like_tar(&tar));
+        let mut json = br#"{"architecture":"amd64","config":{}}"#.to_vec();
+        json.resize(1024, b' ');
+        json[257..262].copy_from_slice(b"ustar");
+        assert!(!starts_like_tar(&json), "ustar at 257 without a checksum");
+        tar[0] ^= 1;
+        assert!(!starts_like_tar(&tar), "a wrong checksum");
+        assert!(!starts_like_tar(&tar[..100]));
     }
 }
