@@ -11,19 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use image_support::busybox::{context, store_with_busybox};
+use image_support::busybox::{context, skip_reason, store_with_busybox};
 use image_support::*;
 use serde_json::Value;
-
-fn skip_reason() -> Option<&'static str> {
-    if !is_root() {
-        return Some("RUN tests need root");
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return Some("/bin/busybox is absent (apt-get install busybox-static)");
-    }
-    None
-}
 
 /// A RUN whose output is the same bytes every time (mtimes clamped by SOURCE_DATE_EPOCH):
 /// new files and directories, a hard link, a symlink, a deletion of a base file, then a RUN

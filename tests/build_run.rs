@@ -9,20 +9,9 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use image_support::busybox::{context, store_with_busybox};
+use image_support::busybox::{context, skip_reason, store_with_busybox};
 use image_support::*;
 use serde_json::Value;
-
-/// Why the RUN tests cannot run here, if they cannot.
-fn skip_reason() -> Option<&'static str> {
-    if !is_root() {
-        return Some("RUN tests need root");
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return Some("/bin/busybox is absent (apt-get install busybox-static)");
-    }
-    None
-}
 
 fn build(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["build", "--progress=json"];

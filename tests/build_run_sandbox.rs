@@ -13,18 +13,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use image_support::busybox::{context, store_with_busybox};
+use image_support::busybox::{context, skip_reason, store_with_busybox};
 use image_support::*;
-
-fn skip_reason() -> Option<&'static str> {
-    if !is_root() {
-        return Some("RUN tests need root");
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return Some("/bin/busybox is absent (apt-get install busybox-static)");
-    }
-    None
-}
 
 fn skipped(test: &str) -> bool {
     match skip_reason() {

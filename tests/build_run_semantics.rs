@@ -11,18 +11,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use image_support::busybox::{context, store_with_busybox};
+use image_support::busybox::{context, skip_reason, store_with_busybox};
 use image_support::*;
-
-fn skip_reason() -> Option<&'static str> {
-    if !is_root() {
-        return Some("RUN tests need root");
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return Some("/bin/busybox is absent (apt-get install busybox-static)");
-    }
-    None
-}
 
 /// Header fields of one tar entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

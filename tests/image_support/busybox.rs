@@ -6,7 +6,18 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{kiln, stderr};
+use super::{is_root, kiln, stderr};
+
+/// Why the RUN tests cannot run here, if they cannot: they need root and busybox-static.
+pub fn skip_reason() -> Option<&'static str> {
+    if !is_root() {
+        return Some("RUN tests need root");
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        return Some("/bin/busybox is absent (apt-get install busybox-static)");
+    }
+    None
+}
 
 /// A store under `dir` holding `bb:1`: `FROM scratch` plus `/bin/busybox`
 /// with a symlink per applet and `/tmp`.
