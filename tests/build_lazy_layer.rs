@@ -397,3 +397,73 @@ fn compressed_layers_are_always_written_as_blobs() {
     }
     assert!(kiln_ok(&root, &["fsck"]).contains(": ok"));
 }
+
+/// A lazy layer built rootless holds host ids (the building user for container root); the
+/// mapping is recorded with it, so root exporting that user's store regenerates the same
+/// bytes, which are also the layers a root build makes.
+#[test]
+fn a_rootless_lazy_layer_exports_as_root_with_the_bytes_a_root_build_makes() {
+    let test = "a_rootless_lazy_layer_exports_as_root_with_the_bytes_a_root_build_makes";
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {test}: {why}");
+        return;
+    }
+    let nobody_userns = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["unshare", "-U", "true"])
+        .status();
+    if !nobody_userns.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: {test}: no setpriv or no unprivileged user namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (root_store, _) = built(&dir.path().join("as-root"), EAGER);
+
+    let rootless = dir.path().join("rootless");
+    fs::create_dir_all(&rootless).unwrap();
+    let store = store_with_busybox(&rootless);
+    let ctx = context(&rootless, "ctx", DOCKERFILE);
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&rootless)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&store)
+        .args(["build", "-q", "--network=none", "-t", "lazy:1"])
+        .arg(&ctx)
+        .env("KILN_LAZY_LAYER_MIN_BYTES", LAZY)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rootless build failed: {}",
+        stderr(&out)
+    );
+    assert!(
+        !lazy_layers(&store).is_empty(),
+        "the RUN layers were not lazy"
+    );
+
+    // Root reads the rootless user's lazy layers: the RUN layers have the digests of the root
+    // build's (the two busybox bases differ in their copy times).
+    assert_eq!(layer_digests(&store)[1..], layer_digests(&root_store)[1..]);
+    let saved = rootless.join("saved.tar");
+    let out = kiln_with(
+        &store,
+        &["save", "lazy:1", "-o", saved.to_str().unwrap()],
+        LAZY,
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "save as root failed: {}",
+        stderr(&out)
+    );
+}

@@ -2746,7 +2746,7 @@ fn run_step(
         commit_lazy_layer(shared, line, options, &upper, entries)?
     } else {
         write_layer(shared, line, options, None, |w| {
-            write_tree_layer(&upper, &entries, w)
+            write_tree_layer(&upper, &entries, sandbox::rootless_ids().as_ref(), w)
         })?
     };
     record.added = added;
@@ -2802,10 +2802,11 @@ fn commit_lazy_layer(
     };
     // The data must reach the disk before the layer is named; the writeback runs while
     // the stream is hashed instead of after it.
+    let rootless = sandbox::rootless_ids();
     let (flushed, hashed) = std::thread::scope(|scope| {
         let flush = scope.spawn(|| crate::image::sync_tree_files(upper, &entries));
         let mut writer = LayerWriter::new(std::io::sink(), Compression::None, options);
-        let hashed = write_tree_layer(upper, &entries, &mut writer)
+        let hashed = write_tree_layer(upper, &entries, rootless.as_ref(), &mut writer)
             .and_then(|()| writer.finish())
             .map_err(layer_error);
         let flushed = flush.join().unwrap_or_else(|_| {
@@ -2827,6 +2828,7 @@ fn commit_lazy_layer(
         digest,
         size: info.size,
         source_date_epoch: options.source_date_epoch,
+        rootless_ids: rootless,
         entries,
     };
     let blob = shared.store.put_lazy_layer(upper, &lazy)?;

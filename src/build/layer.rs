@@ -1094,6 +1094,7 @@ impl TreeEntry {
 pub fn write_tree_layer<W: Write + Send + 'static>(
     root: &std::path::Path,
     entries: &[TreeEntry],
+    rootless: Option<&crate::sandbox::RootlessIds>,
     writer: &mut LayerWriter<W>,
 ) -> Result<(), LayerError> {
     let mut links = BTreeMap::new();
@@ -1101,7 +1102,7 @@ pub fn write_tree_layer<W: Write + Send + 'static>(
         match entry {
             TreeEntry::Whiteout(path) => writer.append_whiteout(path)?,
             TreeEntry::Opaque(dir) => writer.append_opaque(dir)?,
-            TreeEntry::Path(path) => append_tree_path(writer, root, path, &mut links)?,
+            TreeEntry::Path(path) => append_tree_path(writer, root, path, rootless, &mut links)?,
         }
     }
     Ok(())
@@ -1111,6 +1112,7 @@ fn append_tree_path<W: Write + Send + 'static>(
     w: &mut LayerWriter<W>,
     root: &std::path::Path,
     path: &str,
+    rootless: Option<&crate::sandbox::RootlessIds>,
     links: &mut BTreeMap<(u64, u64), String>,
 ) -> Result<(), LayerError> {
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
@@ -1121,7 +1123,10 @@ fn append_tree_path<W: Write + Send + 'static>(
     };
     let md = std::fs::symlink_metadata(&full).map_err(read_error)?;
     // Rootless, the tree holds host ids (the building user for container root).
-    let (uid, gid) = crate::sandbox::container_ids(md.uid(), md.gid());
+    let (uid, gid) = match rootless {
+        Some(ids) => ids.container_ids(md.uid(), md.gid()),
+        None => (md.uid(), md.gid()),
+    };
     let meta = EntryMeta {
         mode: md.mode() & 0o7777,
         uid,

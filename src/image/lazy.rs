@@ -54,6 +54,11 @@ pub struct LazyLayer {
     pub size: u64,
     /// `SOURCE_DATE_EPOCH` the layer was written with (mtimes clamped to it).
     pub source_date_epoch: Option<i64>,
+    /// How the tree's host ids stand for container ids when a rootless build wrote it
+    /// (`None`: as root, they are the same). Recorded so that another user (root exporting
+    /// a rootless user's store) regenerates the same bytes.
+    #[serde(default)]
+    pub rootless_ids: Option<crate::sandbox::RootlessIds>,
     /// The tar's entries in order.
     pub entries: Vec<TreeEntry>,
 }
@@ -170,9 +175,14 @@ impl Store {
                 Compression::None,
                 layer.options(),
             );
-            let end = write_tree_layer(&tree, &layer.entries, &mut writer)
-                .and_then(|()| writer.finish())
-                .map(|(_, info)| (info.digest, info.size));
+            let end = write_tree_layer(
+                &tree,
+                &layer.entries,
+                layer.rootless_ids.as_ref(),
+                &mut writer,
+            )
+            .and_then(|()| writer.finish())
+            .map(|(_, info)| (info.digest, info.size));
             let _ = tx.send(Chunk::End(end));
         });
         Ok(LazyStream {
@@ -416,13 +426,14 @@ mod tests {
             TreeEntry::Path("d/f".to_owned()),
         ];
         let mut writer = LayerWriter::new(Vec::new(), Compression::None, LayerOptions::default());
-        write_tree_layer(&tree, &entries, &mut writer).unwrap();
+        write_tree_layer(&tree, &entries, None, &mut writer).unwrap();
         let (eager, _) = writer.finish().unwrap();
         let digest = Digest::of(&eager);
         let layer = LazyLayer {
             digest: digest.clone(),
             size: eager.len() as u64,
             source_date_epoch: None,
+            rootless_ids: None,
             entries,
         };
         store.put_lazy_layer(&tree, &layer).unwrap();

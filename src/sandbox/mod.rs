@@ -43,7 +43,7 @@ pub use cgroup::{LimitsEnforcement, ResourceLimits};
 pub use diff::{keeps_xattr, layer_xattrs, upper_changes, Change, ChangeKind};
 pub use guard::{guard, GuardError, Guarded, Limits, Verdict, ZSTD_WINDOW_LOG_MAX};
 pub use init::DEFAULT_CAPS;
-pub use spawn::{cancel_all, cancelled, container_ids, host_ids, run};
+pub use spawn::{cancel_all, cancelled, container_ids, host_ids, rootless_ids, run, RootlessIds};
 pub use unpack::{unpack_layer, unpack_layer_limited, UnpackReport};
 
 /// How the RUN's process reaches the network.

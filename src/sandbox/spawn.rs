@@ -460,32 +460,65 @@ impl IdMapping {
     }
 }
 
-/// The container uid and gid that the host ids of a file in a RUN's upper dir stand for: the
-/// inverse of [`host_ids`] (rootless: the building user is container root, the subordinate
-/// range is container ids 1 and up). Host ids outside the mapping become 65534, as the kernel
-/// shows unmapped ids. The mapping is read once per process.
-pub fn container_ids(host_uid: u32, host_gid: u32) -> (u32, u32) {
+/// How the host ids of files a rootless RUN wrote stand for container ids: the building user
+/// is container root, and a subordinate range, when mapped, is container ids 1 and up.
+/// Recorded with a lazy layer, so that the layer is regenerated with the mapping it was built
+/// with, whoever reads it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootlessIds {
+    pub uid: u32,
+    pub gid: u32,
+    pub subuid: Option<(u32, u32)>,
+    pub subgid: Option<(u32, u32)>,
+}
+
+impl RootlessIds {
+    /// The container ids that host ids `host_uid:host_gid` stand for; host ids outside the
+    /// mapping become 65534, as the kernel shows unmapped ids.
+    #[must_use]
+    pub fn container_ids(&self, host_uid: u32, host_gid: u32) -> (u32, u32) {
+        let unmap = |id: u32, own: u32, sub: Option<(u32, u32)>| -> u32 {
+            if id == own {
+                return 0;
+            }
+            match sub {
+                Some((start, count)) if id >= start && id - start < count => id - start + 1,
+                _ => 65534,
+            }
+        };
+        (
+            unmap(host_uid, self.uid, self.subuid),
+            unmap(host_gid, self.gid, self.subgid),
+        )
+    }
+}
+
+/// This process's id mapping for RUNs: `None` as real root (host ids are container ids),
+/// otherwise how host ids translate back. Read once per process.
+pub fn rootless_ids() -> Option<RootlessIds> {
     static MAPPING: std::sync::OnceLock<IdMapping> = std::sync::OnceLock::new();
-    let unmap = |id: u32, own: u32, sub: Option<(u32, u32)>| -> u32 {
-        if id == own {
-            return 0;
-        }
-        match sub {
-            Some((start, count)) if id >= start && id - start < count => id - start + 1,
-            _ => 65534,
-        }
-    };
     match MAPPING.get_or_init(IdMapping::detect) {
-        IdMapping::Root => (host_uid, host_gid),
+        IdMapping::Root => None,
         IdMapping::Rootless {
             uid,
             gid,
             subuid,
             subgid,
-        } => (
-            unmap(host_uid, *uid, *subuid),
-            unmap(host_gid, *gid, *subgid),
-        ),
+        } => Some(RootlessIds {
+            uid: *uid,
+            gid: *gid,
+            subuid: *subuid,
+            subgid: *subgid,
+        }),
+    }
+}
+
+/// The container uid and gid that the host ids of a file in a RUN's upper dir stand for in
+/// this process: the inverse of [`host_ids`] (see [`RootlessIds`]).
+pub fn container_ids(host_uid: u32, host_gid: u32) -> (u32, u32) {
+    match rootless_ids() {
+        None => (host_uid, host_gid),
+        Some(ids) => ids.container_ids(host_uid, host_gid),
     }
 }
 
