@@ -65,6 +65,21 @@ fn status_fields(ran: &sandbox_support::Ran) -> std::collections::HashMap<String
         .collect()
 }
 
+/// A listener on the host's 127.0.0.1 (non-blocking) and its port: what a RUN must never reach.
+fn host_listener() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+fn assert_nothing_connected(listener: &TcpListener) {
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox connected to the host listener"
+    );
+}
+
 #[test]
 fn host_tmp_marker_is_invisible_and_writes_to_root_stay_in_the_layer() {
     if skipped("host_tmp_marker_is_invisible_and_writes_to_root_stay_in_the_layer") {
@@ -318,9 +333,7 @@ fn network_none_has_only_loopback_and_no_route_to_the_host() {
     if skipped("network_none_has_only_loopback_and_no_route_to_the_host") {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = host_listener();
     let ran = sh(&format!(
         "ip -o link | cut -d: -f2; echo ROUTES; ip route; echo END; \
          echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo host=$?; \
@@ -345,10 +358,7 @@ fn network_none_has_only_loopback_and_no_route_to_the_host() {
         .unwrap();
     assert!(routes.trim().is_empty(), "routes: {routes}");
     assert_probes_ran_and_failed(&ran.output, &["host", "gateway"]);
-    assert!(
-        listener.accept().is_err(),
-        "the sandbox connected to the host listener"
-    );
+    assert_nothing_connected(&listener);
 }
 
 #[test]
@@ -360,9 +370,7 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
         let _ = writeln!(std::io::stderr(), "skipped: slirp_network_has_a_route_out_but_cannot_reach_host_loopback: slirp4netns is not installed");
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = host_listener();
     let (mut s, dir) = spec(&format!(
         "ip route; echo x | timeout 4 nc -w 2 10.0.2.2 {port}; echo gateway=$?; \
          echo x | timeout 4 nc -w 2 127.0.0.1 {port}; echo loopback=$?; echo done"
@@ -382,10 +390,7 @@ fn slirp_network_has_a_route_out_but_cannot_reach_host_loopback() {
     );
     assert_probes_ran_and_failed(&ran.output, &["gateway", "loopback"]);
     assert!(ran.output.contains("done"));
-    assert!(
-        listener.accept().is_err(),
-        "the sandbox connected to the host listener"
-    );
+    assert_nothing_connected(&listener);
 }
 
 #[test]
@@ -400,9 +405,7 @@ fn pasta_network_has_a_route_out_but_cannot_reach_host_loopback() {
     // pasta copies the host's address and gateway into the namespace; by default it maps the
     // gateway address to the host's loopback (kiln passes --no-map-gw) and forwards ports in
     // both directions (kiln passes none).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = host_listener();
     let (mut s, dir) = spec(&format!(
         "ip route; gw=$(ip route | awk '/^default/ {{print $3}}'); echo gw=$gw; \
          echo x | timeout 4 nc -w 2 $gw {port}; echo gateway=$?; \
@@ -422,10 +425,7 @@ fn pasta_network_has_a_route_out_but_cannot_reach_host_loopback() {
     assert_probes_ran_and_failed(&ran.output, &["gateway", "loopback"]);
     assert!(ran.output.contains("nameserver 10.0.2.3"), "{}", ran.output);
     assert!(ran.output.contains("done"));
-    assert!(
-        listener.accept().is_err(),
-        "the sandbox connected to the host listener"
-    );
+    assert_nothing_connected(&listener);
 }
 
 #[test]

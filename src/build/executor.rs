@@ -2610,7 +2610,7 @@ fn run_step(
         .store
         .tmp_dir()
         .join(format!(".run-{}-{}", std::process::id(), job.id));
-    let _ = fs::remove_dir_all(&base);
+    let _ = crate::image::remove_tree(&base);
     let dirs = RunDirs(base);
     let upper = dirs.0.join("upper");
     let work = dirs.0.join("work");

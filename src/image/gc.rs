@@ -143,20 +143,7 @@ impl Store {
 
     /// Names of files in blobs/sha256 that are digests (others are left alone).
     fn stored_blobs(&self) -> Result<Vec<(Digest, PathBuf)>> {
-        let dir = self.blobs_dir();
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("read directory", &dir, e))? {
-            let entry = entry.map_err(|e| StoreError::io("read directory", &dir, e))?;
-            if let Some(digest) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            {
-                out.push((digest, entry.path()));
-            }
-        }
-        out.sort();
-        Ok(out)
+        super::store::entries_named_by_digest(&self.blobs_dir())
     }
 
     fn records(&self) -> Result<Vec<PathBuf>> {
@@ -231,7 +218,7 @@ impl Store {
                 continue;
             }
             let size = self.read_lazy(&dir).map(|l| l.size).unwrap_or(0);
-            match fs::remove_dir_all(&dir) {
+            match super::store::remove_tree(&dir) {
                 Ok(()) => {
                     report.blobs_removed += 1;
                     report.bytes_freed += size;
@@ -287,7 +274,7 @@ impl Store {
             }
             let path = entry.path();
             let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                fs::remove_dir_all(&path)
+                super::store::remove_tree(&path)
             } else {
                 fs::remove_file(&path)
             };

@@ -104,7 +104,7 @@ impl Store {
         let staging = self
             .tmp_dir()
             .join(format!(".lazy-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&staging);
+        let _ = super::store::remove_tree(&staging);
         fs::create_dir(&staging).map_err(|e| StoreError::io("create directory", &staging, e))?;
         let guard = RemoveDirOnDrop(staging.clone());
         let json = serde_json::to_vec(layer)
@@ -201,24 +201,10 @@ impl Store {
     /// Every lazy layer directory (named by a digest), sorted.
     pub(crate) fn lazy_layers(&self) -> Result<Vec<(Digest, PathBuf)>> {
         let root = self.lazy_root();
-        let entries = match fs::read_dir(&root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io("read directory", &root, e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io("read directory", &root, e))?;
-            if let Some(digest) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            {
-                out.push((digest, entry.path()));
-            }
+        if !root.exists() {
+            return Ok(Vec::new());
         }
-        out.sort();
-        Ok(out)
+        super::store::entries_named_by_digest(&root)
     }
 
     /// Moves the lazy layer `dir` out of the store (fsck's quarantine).
@@ -284,7 +270,7 @@ struct RemoveDirOnDrop(PathBuf);
 
 impl Drop for RemoveDirOnDrop {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        let _ = super::store::remove_tree(&self.0);
     }
 }
 

@@ -784,6 +784,23 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// The entries of `dir` whose names are sha256 digests in hex (others are left alone), sorted.
+pub(crate) fn entries_named_by_digest(dir: &Path) -> Result<Vec<(Digest, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| StoreError::io("read directory", dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io("read directory", dir, e))?;
+        if let Some(digest) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| Digest::from_hex(n).ok())
+        {
+            out.push((digest, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Removes the directory tree at `path` (symlinks are removed, never followed), also when
 /// it holds directories without permissions: overlayfs leaves its `work/work` directory
 /// mode 000, and rootless that stops `remove_dir_all` with EACCES. Such directories are made
