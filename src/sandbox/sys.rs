@@ -58,7 +58,16 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io
     )
 }
 
+/// How many times `openat2` is retried when the kernel reports a rename or mount race.
+const OPENAT2_RACE_RETRIES: u32 = 256;
+
 /// `openat2(2)` with the given `RESOLVE_*` flags (`O_CLOEXEC` always added).
+///
+/// With `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`, the kernel fails a lookup that went through `..`
+/// with `EAGAIN` when a rename or a mount happened anywhere on the system meanwhile, because it
+/// can no longer prove that `..` stayed inside the root. That is not an attack on us: parallel
+/// builds mount overlays all the time. The call is retried (as `openat2(2)` recommends), a bounded
+/// number of times so a sustained attack ends in an error instead of a hang.
 pub fn openat2(
     dir: BorrowedFd<'_>,
     path: &CStr,
@@ -71,17 +80,28 @@ pub fn openat2(
     };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
-    // SAFETY: the pointers refer to live, correctly sized values for the duration of the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    owned(rc as libc::c_int)
+    let mut attempt = 0;
+    loop {
+        // SAFETY: the pointers refer to live, correctly sized values for the duration of the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match owned(rc as libc::c_int) {
+            Err(err)
+                if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR))
+                    && attempt < OPENAT2_RACE_RETRIES =>
+            {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
@@ -530,4 +550,52 @@ pub fn reset_signals() -> io::Result<()> {
     check(unsafe { libc::sigemptyset(&mut set) })?;
     // SAFETY: valid mask pointer; the old mask is not requested.
     check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Renames elsewhere on the system while `..` is resolved inside a root: the kernel answers
+    /// some of these lookups with `EAGAIN`, and `open_in_root` must retry them rather than fail
+    /// (a parallel build's overlay mount had exactly this effect on a RUN's mount points).
+    #[test]
+    fn open_in_root_survives_concurrent_renames() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("b"), b"").unwrap();
+        let churn = t.path().join("churn");
+        std::fs::create_dir(&churn).unwrap();
+        std::fs::write(churn.join("x"), b"").unwrap();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let stop = Arc::clone(&stop);
+            let churn = churn.clone();
+            std::thread::spawn(move || {
+                let (x, y) = (churn.join("x"), churn.join("y"));
+                while !stop.load(Ordering::Relaxed) {
+                    std::fs::rename(&x, &y).unwrap();
+                    std::fs::rename(&y, &x).unwrap();
+                }
+            })
+        };
+
+        let root_fd = std::fs::File::open(&root).unwrap();
+        let path = cstr("a/../a/../a/../a/../b").unwrap();
+        let mut failure = None;
+        for _ in 0..100_000 {
+            if let Err(err) = open_in_root(root_fd.as_fd(), &path, libc::O_RDONLY) {
+                failure = Some(err);
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert!(failure.is_none(), "open_in_root failed: {failure:?}");
+    }
 }
