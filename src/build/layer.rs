@@ -1122,11 +1122,8 @@ fn append_tree_path<W: Write + Send + 'static>(
         source,
     };
     let md = std::fs::symlink_metadata(&full).map_err(read_error)?;
-    // Rootless, the tree holds host ids (the building user for container root).
-    let (uid, gid) = match rootless {
-        Some(ids) => ids.container_ids(md.uid(), md.gid()),
-        None => (md.uid(), md.gid()),
-    };
+    // A tree written by a rootless kiln holds host ids that stand for container ids.
+    let (uid, gid) = crate::sandbox::layer_ids(rootless, md.uid(), md.gid());
     let meta = EntryMeta {
         mode: md.mode() & 0o7777,
         uid,

@@ -278,7 +278,8 @@ fn is_safe(name: &str) -> bool {
 }
 
 /// Extracts the filesystem of `layers` into `dest` (created if missing),
-/// keeping modes and owners (owners only when running as root).
+/// keeping modes and owners (owners only where kiln may set them, see
+/// [`crate::sandbox::can_chown`]).
 ///
 /// # Errors
 /// A layer that cannot be read, an entry leaving `dest`, or a write error.
@@ -376,7 +377,6 @@ fn extract_filtered(
         dest: dest.to_owned(),
         source,
     })?;
-    let root = nix::unistd::geteuid().is_root();
     for layer in layers {
         let digest = layer.digest().to_string();
         let fail = |path: &str, source| RootfsError::Extract {
@@ -442,11 +442,22 @@ fn extract_filtered(
                     let is_link = header.entry_type().is_symlink();
                     entry.unpack_in(dest).map_err(|e| fail(name, e))?;
                     // The tar crate sets owners only archive-wide; an entry's
-                    // owner is applied here (root only), then the mode again
+                    // owner is applied here (when kiln may set it), then the mode again
                     // because chown clears setuid/setgid bits.
-                    if let (true, (Some(uid), Some(gid), mode)) = (root, owner) {
-                        let (uid, gid) = (u32::try_from(uid).ok(), u32::try_from(gid).ok());
-                        std::os::unix::fs::lchown(&target, uid, gid).map_err(|e| fail(name, e))?;
+                    let owner = match owner {
+                        (Some(uid), Some(gid), mode) => {
+                            match (u32::try_from(uid), u32::try_from(gid)) {
+                                (Ok(uid), Ok(gid)) if crate::sandbox::can_chown(uid, gid) => {
+                                    Some((uid, gid, mode))
+                                }
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    if let Some((uid, gid, mode)) = owner {
+                        std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                            .map_err(|e| fail(name, e))?;
                         if let (false, Some(mode)) = (is_link, mode) {
                             if mode & 0o6000 != 0 {
                                 fs::set_permissions(&target, fs::Permissions::from_mode(mode))

@@ -130,6 +130,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if !matches!(cli.command, Command::Parse(_) | Command::Lint(_)) {
+        // Rootless, every command that touches the store runs in kiln's own user namespace.
+        match crate::sandbox::enter_own_user_namespace() {
+            Ok(crate::sandbox::Namespace::Continue) => {}
+            Ok(crate::sandbox::Namespace::Exited(code)) => return ExitCode::from(code),
+            Err(err) => {
+                print_report(miette::Report::new_boxed(Box::new(
+                    miette::MietteDiagnostic::new(format!("kiln: {err}")),
+                )));
+                return ExitCode::from(1);
+            }
+        }
+    }
     match cli.command {
         Command::Parse(args) => parse::run(&args),
         Command::Image(command) => images::run(&cli.store, command),

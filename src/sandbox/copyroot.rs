@@ -157,7 +157,7 @@ fn copy_xattrs(src: &Path, dir: BorrowedFd<'_>, name: &CString) -> io::Result<()
 }
 
 fn set_metadata(dir: BorrowedFd<'_>, name: &CString, st: &libc::stat) -> io::Result<()> {
-    if nix::unistd::geteuid().is_root() {
+    if super::ids::can_chown(st.st_uid, st.st_gid) {
         sys::fchownat_nofollow(dir, name, st.st_uid, st.st_gid)?;
     }
     if kind(st) != libc::S_IFLNK {

@@ -27,6 +27,7 @@ mod cgroup;
 mod copyroot;
 mod diff;
 mod guard;
+mod ids;
 mod init;
 mod inroot;
 mod procfs;
@@ -34,6 +35,7 @@ mod seccomp;
 mod spawn;
 mod sys;
 mod unpack;
+mod userns;
 
 use std::io;
 use std::path::PathBuf;
@@ -42,9 +44,11 @@ use std::time::Duration;
 pub use cgroup::{LimitsEnforcement, ResourceLimits};
 pub use diff::{keeps_xattr, layer_xattrs, upper_changes, Change, ChangeKind};
 pub use guard::{guard, GuardError, Guarded, Limits, Verdict, ZSTD_WINDOW_LOG_MAX};
+pub use ids::{can_chown, host_ids, layer_ids, rootless_ids, RootlessIds};
 pub use init::DEFAULT_CAPS;
-pub use spawn::{cancel_all, cancelled, container_ids, host_ids, rootless_ids, run, RootlessIds};
+pub use spawn::{cancel_all, cancelled, run};
 pub use unpack::{unpack_layer, unpack_layer_limited, UnpackReport};
+pub use userns::{enter_own_user_namespace, Namespace};
 
 /// How the RUN's process reaches the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

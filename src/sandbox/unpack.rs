@@ -19,6 +19,7 @@ use std::path::Path;
 use nix::libc;
 
 use super::guard::{guard, Limits};
+use super::ids::can_chown;
 use super::inroot::{self, clean_components};
 use super::{sys, SandboxError};
 
@@ -127,7 +128,6 @@ pub fn unpack_layer_limited<R: Read>(
 fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport, SandboxError> {
     let root =
         inroot::open_root(snapshot_dir).map_err(|e| SandboxError::io("open", snapshot_dir, e))?;
-    let is_root = nix::unistd::geteuid().is_root();
     let mut report = UnpackReport::default();
     let mut dir_times: Vec<(Vec<String>, i64)> = Vec::new();
     let mut archive = tar::Archive::new(reader);
@@ -205,7 +205,7 @@ fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport
                     0,
                 )
                 .map_err(|e| entry_io(&raw, "open", e))?;
-                set_owner_mode(parent.as_fd(), &cname, dir.as_fd(), uid, gid, mode, is_root)
+                set_owner_mode(parent.as_fd(), &cname, dir.as_fd(), uid, gid, mode)
                     .map_err(|e| entry_io(&raw, "set metadata of", e))?;
                 apply_xattrs(&mut entry, dir.as_fd());
                 dir_times.push((comps.clone(), mtime));
@@ -223,16 +223,8 @@ fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport
                 let mut file = std::fs::File::from(fd);
                 io::copy(&mut entry, &mut file).map_err(|e| entry_io(&raw, "write", e))?;
                 file.flush().map_err(|e| entry_io(&raw, "write", e))?;
-                set_owner_mode(
-                    parent.as_fd(),
-                    &cname,
-                    file.as_fd(),
-                    uid,
-                    gid,
-                    mode,
-                    is_root,
-                )
-                .map_err(|e| entry_io(&raw, "set metadata of", e))?;
+                set_owner_mode(parent.as_fd(), &cname, file.as_fd(), uid, gid, mode)
+                    .map_err(|e| entry_io(&raw, "set metadata of", e))?;
                 apply_xattrs(&mut entry, file.as_fd());
                 sys::set_times_nofollow(parent.as_fd(), &cname, (mtime, 0))
                     .map_err(|e| entry_io(&raw, "set times of", e))?;
@@ -248,7 +240,7 @@ fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport
                 // Stored verbatim: the target is only ever followed inside a root.
                 sys::symlinkat(&target, parent.as_fd(), &cname)
                     .map_err(|e| entry_io(&raw, "create", e))?;
-                if is_root {
+                if can_chown(uid, gid) {
                     sys::fchownat_nofollow(parent.as_fd(), &cname, uid, gid)
                         .map_err(|e| entry_io(&raw, "chown", e))?;
                 }
@@ -294,7 +286,7 @@ fn unpack_stream<R: Read>(reader: R, snapshot_dir: &Path) -> Result<UnpackReport
                     .map_err(|e| entry_io(&raw, "create", e))?;
                 let fd = sys::openat(parent.as_fd(), &cname, libc::O_PATH | libc::O_NOFOLLOW, 0)
                     .map_err(|e| entry_io(&raw, "open", e))?;
-                if is_root {
+                if can_chown(uid, gid) {
                     sys::fchownat_nofollow(parent.as_fd(), &cname, uid, gid)
                         .map_err(|e| entry_io(&raw, "chown", e))?;
                 }
@@ -367,7 +359,8 @@ fn make_whiteout(dir: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
     }
 }
 
-/// Owner first (chown clears setuid bits), then mode; only real root can chown.
+/// Owner first (chown clears setuid bits), then mode; the owner only where kiln may set it
+/// ([`can_chown`]: root of a namespace that maps the ids).
 fn set_owner_mode(
     parent: BorrowedFd<'_>,
     name: &CString,
@@ -375,9 +368,8 @@ fn set_owner_mode(
     uid: u32,
     gid: u32,
     mode: u32,
-    is_root: bool,
 ) -> io::Result<()> {
-    if is_root {
+    if can_chown(uid, gid) {
         sys::fchownat_nofollow(parent, name, uid, gid)?;
     }
     sys::fchmod(fd, mode)
