@@ -25,3 +25,14 @@ if ((${#missing[@]})); then
   ${sudo} apt-get update -qq
   DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# A user with subordinate ids, for the rootless tests that need a full id range
+# (newuidmap/newgidmap from the uidmap package). Only as root, and only once:
+# useradd gives a new user a range in /etc/subuid and /etc/subgid.
+rootless_user=kiln-subids
+if [[ "$(id -u)" -eq 0 ]] && ! id "${rootless_user}" >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin "${rootless_user}"
+fi
+if [[ "$(id -u)" -eq 0 ]] && ! grep -q "^${rootless_user}:" /etc/subuid 2>/dev/null; then
+  usermod --add-subuids 500000000-500065535 --add-subgids 500000000-500065535 "${rootless_user}"
+fi

@@ -49,32 +49,6 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The uncompressed tar of every layer of `name`.
-fn layer_tars(root: &Path, name: &str) -> Vec<Vec<u8>> {
-    let store = kiln::image::Store::open(root).unwrap();
-    let image = store.resolve(name).unwrap();
-    image
-        .layers
-        .iter()
-        .map(|layer| {
-            let digest = kiln::image::Digest::parse(layer.digest().as_ref()).unwrap();
-            let bytes = store.read_blob(&digest).unwrap();
-            let media = layer.media_type().to_string();
-            if media.contains("gzip") {
-                let mut tar = Vec::new();
-                flate2::read::MultiGzDecoder::new(&bytes[..])
-                    .read_to_end(&mut tar)
-                    .unwrap();
-                tar
-            } else if media.contains("zstd") {
-                zstd::decode_all(&bytes[..]).unwrap()
-            } else {
-                bytes
-            }
-        })
-        .collect()
-}
-
 /// (path, type flag, link name) of every entry of a tar.
 fn entries(tar: &[u8]) -> Vec<(String, u8, String)> {
     let mut archive = tar::Archive::new(tar);

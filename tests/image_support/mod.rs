@@ -290,3 +290,30 @@ pub fn have(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// The uncompressed tar of every layer of `name`.
+pub fn layer_tars(root: &Path, name: &str) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let store = kiln::image::Store::open(root).unwrap();
+    let image = store.resolve(name).unwrap();
+    image
+        .layers
+        .iter()
+        .map(|layer| {
+            let digest = kiln::image::Digest::parse(layer.digest().as_ref()).unwrap();
+            let bytes = store.read_blob(&digest).unwrap();
+            let media = layer.media_type().to_string();
+            if media.contains("gzip") {
+                let mut tar = Vec::new();
+                flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut tar)
+                    .unwrap();
+                tar
+            } else if media.contains("zstd") {
+                zstd::decode_all(&bytes[..]).unwrap()
+            } else {
+                bytes
+            }
+        })
+        .collect()
+}

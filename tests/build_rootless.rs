@@ -1,0 +1,396 @@
+//! Rootless builds: an unprivileged `kiln build` works from a user namespace of its own, so a
+//! RUN may leave files its builder could not read or delete from outside (mode 000, a 0700
+//! home owned by another user), image owners survive into the snapshots, and a signal sent to
+//! the unprivileged process reaches the build. Each test runs kiln as an unprivileged user
+//! with `setpriv`: uid 65534 (container root only), and `kiln-subids`, the user
+//! `scripts/setup.sh` makes with a subordinate id range (container ids 1 and up).
+
+mod image_support;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use image_support::busybox::{context, skip_reason};
+use image_support::*;
+
+/// A user to build as: uid, gid, and whether it has subordinate ids.
+#[derive(Clone, Copy)]
+struct User {
+    uid: u32,
+    gid: u32,
+}
+
+impl User {
+    const NOBODY: User = User {
+        uid: 65534,
+        gid: 65534,
+    };
+
+    /// `kiln-subids` from scripts/setup.sh, when it exists with a subordinate range.
+    fn with_subordinate_ids() -> Result<User, String> {
+        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let entry = passwd
+            .lines()
+            .find(|l| l.starts_with("kiln-subids:"))
+            .ok_or("no user kiln-subids (scripts/setup.sh makes it)")?;
+        let fields: Vec<&str> = entry.split(':').collect();
+        let subuid = fs::read_to_string("/etc/subuid").unwrap_or_default();
+        let subgid = fs::read_to_string("/etc/subgid").unwrap_or_default();
+        if !subuid.lines().any(|l| l.starts_with("kiln-subids:"))
+            || !subgid.lines().any(|l| l.starts_with("kiln-subids:"))
+        {
+            return Err("kiln-subids has no range in /etc/subuid and /etc/subgid".into());
+        }
+        if !have("newuidmap") || !have("newgidmap") {
+            return Err("no newuidmap/newgidmap (apt-get install uidmap)".into());
+        }
+        Ok(User {
+            uid: fields[2].parse().unwrap(),
+            gid: fields[3].parse().unwrap(),
+        })
+    }
+
+    fn setpriv(self) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--clear-groups");
+        cmd
+    }
+
+    fn kiln(self, root: &Path, args: &[&str]) -> Output {
+        self.setpriv()
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn chown(self, path: &Path) {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Why a rootless test cannot run here, if it cannot.
+fn rootless_skip_reason(user: User) -> Option<String> {
+    if let Some(why) = skip_reason() {
+        return Some(why.to_string());
+    }
+    if !have("setpriv") {
+        return Some("no setpriv".into());
+    }
+    let probe = user.setpriv().args(["unshare", "-U", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return Some("no unprivileged user namespaces".into());
+    }
+    None
+}
+
+/// A store at `dir/store` owned by `user`, holding `bb:1`: busybox and its applets, plus what
+/// `extra` adds to the base context (run as root before everything is handed to `user`).
+fn rootless_store(
+    dir: &Path,
+    user: User,
+    base_dockerfile: &str,
+    extra: impl FnOnce(&Path),
+) -> PathBuf {
+    let ctx = dir.join("bb");
+    let bin = ctx.join("rootfs/bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    fs::write(ctx.join("Dockerfile"), base_dockerfile).unwrap();
+    extra(&ctx);
+    user.chown(dir);
+    let root = dir.join("store");
+    let out = user.kiln(&root, &["build", "-q", "-t", "bb:1", ctx.to_str().unwrap()]);
+    assert!(out.status.success(), "base build failed: {}", stderr(&out));
+    root
+}
+
+/// (path, mode, uid, gid, content) of every entry of a layer tar.
+fn facts(tar: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let h = e.header().clone();
+            let mut content = Vec::new();
+            e.read_to_end(&mut content).unwrap();
+            (
+                path,
+                h.mode().unwrap() & 0o7777,
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                content,
+            )
+        })
+        .collect()
+}
+
+fn fact<'a>(
+    facts: &'a [(String, u32, u64, u64, Vec<u8>)],
+    path: &str,
+) -> &'a (String, u32, u64, u64, Vec<u8>) {
+    facts
+        .iter()
+        .find(|f| f.0.trim_end_matches('/') == path)
+        .unwrap_or_else(|| {
+            panic!(
+                "no entry {path} in {:?}",
+                facts.iter().map(|f| &f.0).collect::<Vec<_>>()
+            )
+        })
+}
+
+/// The names left in the store's tmp/ (a finished build leaves none).
+fn store_leftovers(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("tmp"))
+        .map(|list| {
+            list.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A RUN makes a file and a directory mode 000 and a 0700 directory: kiln reads them into the
+/// layer (from outside its namespace it could not even list them) and deletes the upper dir.
+#[test]
+fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
+    let user = User::NOBODY;
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: rootless_run_layer_keeps_files_the_builder_could_not_read: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1\n\
+         RUN echo secret > /locked && chmod 000 /locked \\\n\
+             && mkdir -p /closed/inner && echo deep > /closed/inner/f && chmod 000 /closed \\\n\
+             && mkdir /private && echo mine > /private/f && chmod 0600 /private/f && chmod 0700 /private\n\
+         RUN ls -ld /closed /private > /seen\n",
+    );
+    user.chown(dir.path());
+    let out = user.kiln(
+        &root,
+        &[
+            "build",
+            "--network=none",
+            "-t",
+            "app:1",
+            app.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let layers = layer_tars(&root, "app:1");
+    let run = facts(&layers[1]);
+    assert_eq!(fact(&run, "locked").1, 0);
+    assert_eq!(fact(&run, "locked").4, b"secret\n");
+    assert_eq!(fact(&run, "closed").1, 0);
+    assert_eq!(fact(&run, "closed/inner/f").4, b"deep\n");
+    assert_eq!(fact(&run, "private").1, 0o700);
+    assert_eq!(fact(&run, "private/f").1, 0o600);
+    // Everything is owned by container root: nobody has no other id to give.
+    assert!(run.iter().all(|f| f.2 == 0 && f.3 == 0), "{run:?}");
+    // The next RUN saw the tree through its snapshot.
+    let seen = String::from_utf8(fact(&facts(&layers[2]), "seen").4.clone()).unwrap();
+    assert!(
+        seen.contains("d---------") && seen.contains("drwx------"),
+        "{seen}"
+    );
+    assert!(
+        store_leftovers(&root).is_empty(),
+        "{:?}",
+        store_leftovers(&root)
+    );
+}
+
+/// With a subordinate range, every container id a RUN uses is a real id: an image's owners
+/// reach the RUN through the snapshot, `chown` and `USER` work, and a 0700 home owned by
+/// uid 1000 (what `useradd -m` makes) becomes the layer with its owner.
+#[test]
+fn rootless_build_with_subordinate_ids_keeps_every_owner() {
+    let test = "rootless_build_with_subordinate_ids_keeps_every_owner";
+    let user = match User::with_subordinate_ids() {
+        Ok(user) => user,
+        Err(why) => {
+            eprintln!("skipped: {test}: {why}");
+            return;
+        }
+    };
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: {test}: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootless_store(
+        dir.path(),
+        user,
+        "FROM scratch\nCOPY rootfs/ /\nCOPY --chown=1000:2000 owned /owned\n",
+        |ctx| fs::write(ctx.join("owned"), "x").unwrap(),
+    );
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1\n\
+         RUN stat -c %u:%g /owned > /base-owner\n\
+         RUN mkdir -p /home/u && chown 1000:1000 /home/u && chmod 0700 /home/u\n\
+         USER 1000:1000\n\
+         RUN echo mine > /home/u/f && chmod 0600 /home/u/f && id -u > /home/u/uid\n",
+    );
+    user.chown(dir.path());
+    let out = user.kiln(
+        &root,
+        &[
+            "build",
+            "--network=none",
+            "-t",
+            "app:1",
+            app.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let layers = layer_tars(&root, "app:1");
+    let base_copy = facts(&layers[1]);
+    assert_eq!(fact(&base_copy, "owned").2, 1000);
+    assert_eq!(fact(&base_copy, "owned").3, 2000);
+    let seen = facts(&layers[2]);
+    assert_eq!(fact(&seen, "base-owner").4, b"1000:2000\n");
+    let home = facts(&layers[3]);
+    let u = fact(&home, "home/u");
+    assert_eq!((u.1, u.2, u.3), (0o700, 1000, 1000));
+    let files = facts(&layers[4]);
+    let f = fact(&files, "home/u/f");
+    assert_eq!((f.1, f.2, f.3), (0o600, 1000, 1000));
+    assert_eq!(fact(&files, "home/u/uid").4, b"1000\n");
+    assert!(
+        store_leftovers(&root).is_empty(),
+        "{:?}",
+        store_leftovers(&root)
+    );
+
+    // Once the images are gone, the same user's prune deletes the snapshots, whoever owns
+    // the files in them (from outside kiln's namespace, uid 1000's 0700 home is not even
+    // readable).
+    let out = user.kiln(&root, &["rmi", "app:1", "bb:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = user.kiln(&root, &["prune", "--empty-trash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snapshots: Vec<_> = fs::read_dir(root.join("snapshots"))
+        .map(|l| l.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(snapshots.is_empty(), "{snapshots:?}");
+}
+
+/// SIGTERM sent to the unprivileged kiln process (as `timeout` or a CI runner does) reaches
+/// the build running in kiln's namespace: the RUN stops, and nothing is left in the store's
+/// tmp/ nor running.
+#[test]
+fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
+    let user = User::NOBODY;
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1\nRUN echo started && sleep 300\n",
+    );
+    user.chown(dir.path());
+    let mut child = user
+        .setpriv()
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "--progress=plain", "--network=none"])
+        .arg(&app)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.ends_with("started") {
+            break;
+        }
+    }
+    assert!(said.contains("started"), "{said}");
+    // setpriv execs kiln, so the child is the outer kiln process; the inner one is its child.
+    let outer = child.id();
+    let inner = fs::read_to_string(format!("/proc/{outer}/task/{outer}/children")).unwrap();
+    let inner: Vec<i32> = inner
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(inner.len(), 1, "{inner:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(outer as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    // A bound on the wait, so a signal that is not passed on fails the test instead of hanging
+    // it for the RUN's 300 s.
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Some(status) = status else {
+        for pid in [outer as i32, inner[0]] {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = child.wait();
+        panic!("the build went on after SIGTERM to the outer kiln process: {said}");
+    };
+    let rest = drain.join().unwrap();
+    assert!(!status.success(), "{said}{}", rest.join("\n"));
+    assert!(
+        !Path::new(&format!("/proc/{}", inner[0])).exists(),
+        "the inner kiln process is still running"
+    );
+    assert!(
+        store_leftovers(&root).is_empty(),
+        "{:?}",
+        store_leftovers(&root)
+    );
+}
