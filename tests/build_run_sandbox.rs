@@ -1568,3 +1568,60 @@ fn writes_through_a_rw_bind_of_a_stage_never_reach_a_later_bind_of_it() {
     let (out, _) = build_out(&root, &ctx, &["--no-cache"]);
     assert_eq!(read(&out.join("second")), "original\n");
 }
+
+/// A RUN never has the builder's terminal as its controlling terminal, even when `kiln build`
+/// runs on one (here a pseudo-terminal made by `script`): /dev/tty does not open and
+/// `tty_nr` is 0, so nothing can inject input into the user's shell (TIOCSTI). The RUN is in
+/// a process group of its own, so Ctrl-C on the terminal goes to kiln only.
+#[test]
+fn run_has_no_controlling_terminal_when_kiln_has_one() {
+    if skipped("run_has_no_controlling_terminal_when_kiln_has_one") {
+        return;
+    }
+    if !have("script") {
+        eprintln!("skipped: run_has_no_controlling_terminal_when_kiln_has_one: no script(1)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let ctx = context(
+        dir.path(),
+        "tty",
+        "FROM bb:1\n\
+         RUN cut -d' ' -f7 /proc/self/stat > /tty_nr; \\\n\
+             if sh -c ': < /dev/tty' 2>/dev/null; then echo opened; else echo refused; fi > /dev_tty\n",
+    );
+    let dest = dir.path().join("tty-out");
+    let command = format!(
+        "{} --root {} build --no-cache --network=none -o type=local,dest={} {}; \
+         echo kiln-rc=$? kiln-tty-nr=$(cut -d' ' -f7 /proc/$$/stat)",
+        env!("CARGO_BIN_EXE_kiln"),
+        root.display(),
+        dest.display(),
+        ctx.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.contains("kiln-rc=0"),
+        "{said}{}",
+        stderr(&out)
+    );
+    // The check itself is meaningful only if kiln had a terminal.
+    let kiln_tty = said
+        .split("kiln-tty-nr=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !kiln_tty.is_empty() && kiln_tty != "0",
+        "script gave kiln no terminal: {said}"
+    );
+    assert_eq!(read(&dest.join("tty_nr")).trim(), "0");
+    assert_eq!(read(&dest.join("dev_tty")).trim(), "refused");
+}

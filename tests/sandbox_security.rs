@@ -43,6 +43,7 @@
 //! | R2 builder killed mid-RUN | sandbox_security::killing_the_builder_kills_the_run, build_run_sandbox::ctrl_c_stops_the_run_and_leaves_no_mount_process_or_temp_dir, sandbox_teardown::every_way_a_run_ends_cleans_up |
 //! | R8 resource exhaustion | sandbox_security::dev_shm_is_limited_to_64_mib, sandbox_run::resource_limits_apply_inside_the_run, sandbox_security::pids_limit_stops_a_fork_bomb_and_the_cgroup_is_removed, ::memory_limit_kills_a_memory_hog_and_the_cgroup_is_removed, build_run_sandbox::pids_limit_fails_a_fork_bomb_run_with_a_clear_error, ::rootless_build_runs_with_cache_secret_and_bind_mounts (rootless: "limits not enforced") (cgroup limits only with `--memory`/`--pids-limit`; rootless without a delegated cgroup they are not enforced) |
 //! | R9 too many layers | sandbox_run::a_stack_of_150_layers_mounts |
+//! | (not in the catalogue) the builder's terminal | build_run_sandbox::run_has_no_controlling_terminal_when_kiln_has_one (a RUN stays in kiln's session, so it gives up the controlling terminal with TIOCNOTTY; a new session only where that cannot be confirmed) |
 
 use std::io::Write as _;
 

@@ -83,9 +83,10 @@ pub struct BuildArgs {
     /// Print only the image id.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Stages to build at once.
-    #[arg(long, default_value_t = 2)]
-    pub jobs: usize,
+    /// Stages to build at once [default: every stage whose dependencies are done, as
+    /// BuildKit does; CPU-bound stages share the cores better that way than in turns].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
     /// Layer compression in the store (uncompressed by default; exports compress).
     #[arg(long, value_enum, default_value = "none")]
     pub compression: LayerCompression,
@@ -432,7 +433,7 @@ pub fn run(store_args: &StoreArgs, args: &BuildArgs) -> ExitCode {
         platform,
         labels,
         tags: tags.clone(),
-        jobs: args.jobs.max(1),
+        jobs: args.jobs.map_or(usize::MAX, |n| n as usize),
         source_date_epoch,
         compression: match args.compression {
             LayerCompression::None => Compression::None,

@@ -846,9 +846,17 @@ fn container_inner(plan: &Plan<'_>) -> Result<Never, Fail> {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .step("create the RUN's cgroup namespace")?;
     }
-    // A new session: no controlling terminal, and Ctrl-C on the builder's terminal reaches the
-    // builder, which then kills this namespace.
-    nix::unistd::setsid().step("create a session")?;
+    // A process group of its own, so Ctrl-C on the builder's terminal reaches the builder
+    // (which then kills this namespace), and no controlling terminal, so nothing in the RUN
+    // can open the builder's terminal through /dev/tty (TIOCSTI). It stays in the builder's
+    // session: a session is also a scheduling group (autogroup), and one per RUN made
+    // parallel CPU-bound stages share the cores less well (S4: 0.3 s more, in system time).
+    // Where the terminal cannot be given up, a new session drops it instead.
+    nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+        .step("create a process group")?;
+    if !sys::give_up_controlling_terminal().step("give up the controlling terminal")? {
+        nix::unistd::setsid().step("create a session")?;
+    }
     nix::unistd::dup2(plan.fds.stdin, 0).step("set up stdin")?;
     nix::unistd::dup2(plan.fds.output, 1).step("set up stdout")?;
     nix::unistd::dup2(plan.fds.output, 2).step("set up stderr")?;

@@ -552,6 +552,31 @@ pub fn reset_signals() -> io::Result<()> {
     check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) }).map(drop)
 }
 
+/// Gives up the controlling terminal, if this process has one, without leaving its session.
+/// Returns `Ok(false)` when that cannot be confirmed (no `/dev/tty` to ask through, or the
+/// terminal is still there afterwards): the caller then starts a session of its own.
+pub fn give_up_controlling_terminal() -> io::Result<bool> {
+    let open_tty = || {
+        // SAFETY: a NUL-terminated path; the returned descriptor is owned below.
+        let fd = unsafe {
+            libc::open(
+                c"/dev/tty".as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+        };
+        owned(fd)
+    };
+    match open_tty() {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(true),
+        Err(_) => return Ok(false),
+        Ok(tty) => {
+            // SAFETY: `tty` is an open descriptor; TIOCNOTTY takes no argument.
+            check(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCNOTTY) })?;
+        }
+    }
+    Ok(matches!(open_tty(), Err(e) if e.raw_os_error() == Some(libc::ENXIO)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
