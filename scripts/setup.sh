@@ -34,5 +34,6 @@ if [[ "$(id -u)" -eq 0 ]] && ! id "${rootless_user}" >/dev/null 2>&1; then
   useradd --system --no-create-home --shell /usr/sbin/nologin "${rootless_user}"
 fi
 if [[ "$(id -u)" -eq 0 ]] && ! grep -q "^${rootless_user}:" /etc/subuid 2>/dev/null; then
+  touch /etc/subuid /etc/subgid # usermod refuses to make them
   usermod --add-subuids 500000000-500065535 --add-subgids 500000000-500065535 "${rootless_user}"
 fi
