@@ -394,3 +394,69 @@ fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
         store_leftovers(&root)
     );
 }
+
+/// When newuidmap refuses the subordinate range, kiln maps only the user's own id, says so,
+/// and the build still runs.
+#[test]
+fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
+    let test = "a_refused_subordinate_range_falls_back_to_the_users_own_id";
+    let user = match User::with_subordinate_ids() {
+        Ok(user) => user,
+        Err(why) => {
+            eprintln!("skipped: {test}: {why}");
+            return;
+        }
+    };
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: {test}: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    // newuidmap and newgidmap that always fail, first on PATH.
+    let fake = dir.path().join("fake-bin");
+    fs::create_dir(&fake).unwrap();
+    for tool in ["newuidmap", "newgidmap"] {
+        fs::write(fake.join(tool), "#!/bin/sh\necho refused >&2\nexit 1\n").unwrap();
+        let status = Command::new("chmod")
+            .arg("755")
+            .arg(fake.join(tool))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1\nRUN echo x > /x && chmod 000 /x && cat /proc/self/uid_map > /map\n",
+    );
+    user.chown(dir.path());
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = user
+        .setpriv()
+        .arg("env")
+        .arg(format!("PATH={path}"))
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "build",
+            "--network=none",
+            "-t",
+            "app:1",
+            app.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let layers = layer_tars(&root, "app:1");
+    let run = facts(&layers[1]);
+    // One id mapped: container root only.
+    let map = String::from_utf8(fact(&run, "map").4.clone()).unwrap();
+    assert_eq!(map.lines().count(), 1, "{map}");
+    assert_eq!(fact(&run, "x").1, 0);
+}

@@ -94,6 +94,24 @@ impl IdMapping {
         }
     }
 
+    /// The same user without its subordinate ranges (only its own id mapped), if it had any.
+    pub(super) fn without_subordinate_ids(&self) -> Option<IdMapping> {
+        match *self {
+            IdMapping::Rootless {
+                uid,
+                gid,
+                subuid,
+                subgid,
+            } if subuid.is_some() || subgid.is_some() => Some(IdMapping::Rootless {
+                uid,
+                gid,
+                subuid: None,
+                subgid: None,
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether kiln holds every capability over the RUN's user namespace.
     pub(super) fn is_root(&self) -> bool {
         matches!(self, IdMapping::Identity { .. })

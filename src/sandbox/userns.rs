@@ -32,13 +32,16 @@ use super::SandboxError;
 const HANDSHAKE_ENV: &str = "KILN_OWN_USERNS_HANDSHAKE";
 
 /// What the caller does after [`enter_own_user_namespace`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Namespace {
     /// Go on with the command in this process: kiln is real root, root of its own namespace,
     /// or could not make one (then RUN steps fail with the sandbox's own error).
     Continue,
     /// The command ran in the inner process, which ended with this exit code.
     Exited(u8),
+    /// The ids could not be mapped (why): go on in this process, without a namespace, as
+    /// when there are no user namespaces (the caller warns).
+    Unavailable(String),
 }
 
 /// Puts an unprivileged kiln into its own user namespace (see the module docs). Call it before
@@ -149,14 +152,24 @@ fn outer() -> Result<Namespace, SandboxError> {
     let mut said = [0u8; 1];
     let ready = from_inner.read_exact(&mut said).is_ok() && said == *b"R";
     if ready {
-        match IdMapping::detect().write(pid) {
+        let mapping = IdMapping::detect();
+        // A subordinate range that newuidmap refuses (a broken /etc/subuid, say) still
+        // leaves the user's own id to map.
+        let written = mapping
+            .write(pid)
+            .or_else(|err| match mapping.without_subordinate_ids() {
+                Some(single) => single.write(pid).map_err(|_| err),
+                None => Err(err),
+            });
+        match written {
             Ok(()) => {
                 let _ = to_inner.write_all(b"G");
             }
             Err(err) => {
-                drop(to_inner);
+                let _ = child.kill();
                 let _ = child.wait();
-                return Err(err);
+                let _ = forwarded.thread_unblock();
+                return Ok(Namespace::Unavailable(err.to_string()));
             }
         }
     }
