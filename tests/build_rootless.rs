@@ -124,43 +124,30 @@ fn rootless_store(
     root
 }
 
-/// (path, mode, uid, gid, content) of every entry of a layer tar.
-fn facts(tar: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
-    use std::io::Read;
-    let mut archive = tar::Archive::new(tar);
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().into_owned();
-            let h = e.header().clone();
-            let mut content = Vec::new();
-            e.read_to_end(&mut content).unwrap();
-            (
-                path,
-                h.mode().unwrap() & 0o7777,
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                content,
-            )
-        })
-        .collect()
+/// The entry at `path` of a layer's entries.
+fn entry<'a>(
+    entries: &'a std::collections::BTreeMap<String, LayerEntry>,
+    path: &str,
+) -> &'a LayerEntry {
+    entries
+        .get(path)
+        .unwrap_or_else(|| panic!("no entry {path} in {:?}", entries.keys()))
 }
 
-fn fact<'a>(
-    facts: &'a [(String, u32, u64, u64, Vec<u8>)],
-    path: &str,
-) -> &'a (String, u32, u64, u64, Vec<u8>) {
-    facts
-        .iter()
-        .find(|f| f.0.trim_end_matches('/') == path)
-        .unwrap_or_else(|| {
-            panic!(
-                "no entry {path} in {:?}",
-                facts.iter().map(|f| &f.0).collect::<Vec<_>>()
-            )
-        })
+/// The user with subordinate ids, or why the test `test` is skipped.
+fn subordinate_ids_user(test: &str) -> Option<User> {
+    let user = match User::with_subordinate_ids() {
+        Ok(user) => user,
+        Err(why) => {
+            eprintln!("skipped: {test}: {why}");
+            return None;
+        }
+    };
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: {test}: {why}");
+        return None;
+    }
+    Some(user)
 }
 
 /// The names left in the store's tmp/ (a finished build leaves none).
@@ -208,17 +195,17 @@ fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let layers = layer_tars(&root, "app:1");
-    let run = facts(&layers[1]);
-    assert_eq!(fact(&run, "locked").1, 0);
-    assert_eq!(fact(&run, "locked").4, b"secret\n");
-    assert_eq!(fact(&run, "closed").1, 0);
-    assert_eq!(fact(&run, "closed/inner/f").4, b"deep\n");
-    assert_eq!(fact(&run, "private").1, 0o700);
-    assert_eq!(fact(&run, "private/f").1, 0o600);
+    let run = layer_entries(&layers[1]);
+    assert_eq!(entry(&run, "locked").mode, 0);
+    assert_eq!(entry(&run, "locked").body, b"secret\n");
+    assert_eq!(entry(&run, "closed").mode, 0);
+    assert_eq!(entry(&run, "closed/inner/f").body, b"deep\n");
+    assert_eq!(entry(&run, "private").mode, 0o700);
+    assert_eq!(entry(&run, "private/f").mode, 0o600);
     // Everything is owned by container root: nobody has no other id to give.
-    assert!(run.iter().all(|f| f.2 == 0 && f.3 == 0), "{run:?}");
+    assert!(run.values().all(|e| e.uid == 0 && e.gid == 0), "{run:?}");
     // The next RUN saw the tree through its snapshot.
-    let seen = String::from_utf8(fact(&facts(&layers[2]), "seen").4.clone()).unwrap();
+    let seen = String::from_utf8(entry(&layer_entries(&layers[2]), "seen").body.clone()).unwrap();
     assert!(
         seen.contains("d---------") && seen.contains("drwx------"),
         "{seen}"
@@ -236,17 +223,9 @@ fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
 #[test]
 fn rootless_build_with_subordinate_ids_keeps_every_owner() {
     let test = "rootless_build_with_subordinate_ids_keeps_every_owner";
-    let user = match User::with_subordinate_ids() {
-        Ok(user) => user,
-        Err(why) => {
-            eprintln!("skipped: {test}: {why}");
-            return;
-        }
-    };
-    if let Some(why) = rootless_skip_reason(user) {
-        eprintln!("skipped: {test}: {why}");
+    let Some(user) = subordinate_ids_user(test) else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = rootless_store(
         dir.path(),
@@ -277,18 +256,18 @@ fn rootless_build_with_subordinate_ids_keeps_every_owner() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let layers = layer_tars(&root, "app:1");
-    let base_copy = facts(&layers[1]);
-    assert_eq!(fact(&base_copy, "owned").2, 1000);
-    assert_eq!(fact(&base_copy, "owned").3, 2000);
-    let seen = facts(&layers[2]);
-    assert_eq!(fact(&seen, "base-owner").4, b"1000:2000\n");
-    let home = facts(&layers[3]);
-    let u = fact(&home, "home/u");
-    assert_eq!((u.1, u.2, u.3), (0o700, 1000, 1000));
-    let files = facts(&layers[4]);
-    let f = fact(&files, "home/u/f");
-    assert_eq!((f.1, f.2, f.3), (0o600, 1000, 1000));
-    assert_eq!(fact(&files, "home/u/uid").4, b"1000\n");
+    let base_copy = layer_entries(&layers[1]);
+    assert_eq!(entry(&base_copy, "owned").uid, 1000);
+    assert_eq!(entry(&base_copy, "owned").gid, 2000);
+    let seen = layer_entries(&layers[2]);
+    assert_eq!(entry(&seen, "base-owner").body, b"1000:2000\n");
+    let home = layer_entries(&layers[3]);
+    let u = entry(&home, "home/u");
+    assert_eq!((u.mode, u.uid, u.gid), (0o700, 1000, 1000));
+    let files = layer_entries(&layers[4]);
+    let f = entry(&files, "home/u/f");
+    assert_eq!((f.mode, f.uid, f.gid), (0o600, 1000, 1000));
+    assert_eq!(entry(&files, "home/u/uid").body, b"1000\n");
     assert!(
         store_leftovers(&root).is_empty(),
         "{:?}",
@@ -400,17 +379,9 @@ fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
 #[test]
 fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
     let test = "a_refused_subordinate_range_falls_back_to_the_users_own_id";
-    let user = match User::with_subordinate_ids() {
-        Ok(user) => user,
-        Err(why) => {
-            eprintln!("skipped: {test}: {why}");
-            return;
-        }
-    };
-    if let Some(why) = rootless_skip_reason(user) {
-        eprintln!("skipped: {test}: {why}");
+    let Some(user) = subordinate_ids_user(test) else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     // newuidmap and newgidmap that always fail, first on PATH.
@@ -454,9 +425,9 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let layers = layer_tars(&root, "app:1");
-    let run = facts(&layers[1]);
+    let run = layer_entries(&layers[1]);
     // One id mapped: container root only.
-    let map = String::from_utf8(fact(&run, "map").4.clone()).unwrap();
+    let map = String::from_utf8(entry(&run, "map").body.clone()).unwrap();
     assert_eq!(map.lines().count(), 1, "{map}");
-    assert_eq!(fact(&run, "x").1, 0);
+    assert_eq!(entry(&run, "x").mode, 0);
 }

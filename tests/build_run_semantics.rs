@@ -14,54 +14,13 @@ use std::path::Path;
 use image_support::busybox::{context, skip_reason, store_with_busybox};
 use image_support::*;
 
-/// Header fields of one tar entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    kind: u8,
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    link: String,
-    body: Vec<u8>,
-}
+type Entry = LayerEntry;
 
 /// The entries of every layer of `name`, bottom first, by path.
 fn layers(root: &Path, name: &str) -> Vec<BTreeMap<String, Entry>> {
-    let store = kiln::image::Store::open(root).unwrap();
-    let image = store.resolve(name).unwrap();
-    image
-        .layers
+    layer_tars(root, name)
         .iter()
-        .map(|layer| {
-            let digest = kiln::image::Digest::parse(layer.digest().as_ref()).unwrap();
-            let bytes = store.read_blob(&digest).unwrap();
-            let mut out = BTreeMap::new();
-            let mut archive = tar::Archive::new(&bytes[..]);
-            for e in archive.entries().unwrap() {
-                let mut e = e.unwrap();
-                let path = e.path().unwrap().to_string_lossy().into_owned();
-                let header = e.header().clone();
-                let link = e
-                    .link_name()
-                    .unwrap()
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut body = Vec::new();
-                std::io::Read::read_to_end(&mut e, &mut body).unwrap();
-                out.insert(
-                    path.trim_end_matches('/').to_owned(),
-                    Entry {
-                        kind: header.entry_type().as_byte(),
-                        mode: header.mode().unwrap(),
-                        uid: header.uid().unwrap(),
-                        gid: header.gid().unwrap(),
-                        link,
-                        body,
-                    },
-                );
-            }
-            out
-        })
+        .map(|tar| layer_entries(tar))
         .collect()
 }
 

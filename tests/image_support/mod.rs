@@ -317,3 +317,44 @@ pub fn layer_tars(root: &Path, name: &str) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Header fields and content of one layer tar entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerEntry {
+    pub kind: u8,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub link: String,
+    pub body: Vec<u8>,
+}
+
+/// The entries of a layer tar by path (without a trailing slash).
+pub fn layer_entries(tar: &[u8]) -> std::collections::BTreeMap<String, LayerEntry> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut archive = tar::Archive::new(tar);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let header = e.header().clone();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+        out.insert(
+            path.trim_end_matches('/').to_owned(),
+            LayerEntry {
+                kind: header.entry_type().as_byte(),
+                mode: header.mode().unwrap(),
+                uid: header.uid().unwrap(),
+                gid: header.gid().unwrap(),
+                link,
+                body,
+            },
+        );
+    }
+    out
+}
