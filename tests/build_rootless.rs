@@ -424,6 +424,11 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only your own id is mapped"),
+        "{}",
+        stderr(&out)
+    );
     let layers = layer_tars(&root, "app:1");
     let run = layer_entries(&layers[1]);
     // One id mapped: container root only.

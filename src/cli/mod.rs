@@ -135,6 +135,10 @@ pub fn main() -> ExitCode {
         match crate::sandbox::enter_own_user_namespace() {
             Ok(crate::sandbox::Namespace::Continue) => {}
             Ok(crate::sandbox::Namespace::Exited(code)) => return ExitCode::from(code),
+            Ok(crate::sandbox::Namespace::OwnIdOnly(why)) => eprintln!(
+                "kiln: warning: only your own id is mapped in kiln's user namespace ({why}); \
+                 RUN steps cannot use other users and groups"
+            ),
             Ok(crate::sandbox::Namespace::Unavailable(why)) => eprintln!(
                 "kiln: warning: going on without a user namespace of its own ({why}); a RUN \
                  that writes files kiln cannot read will fail"

@@ -39,6 +39,9 @@ pub enum Namespace {
     Continue,
     /// The command ran in the inner process, which ended with this exit code.
     Exited(u8),
+    /// Go on in this process, root of its own namespace, where only the user's own id is
+    /// mapped because the subordinate range was refused (why): `chown` to other ids fails.
+    OwnIdOnly(String),
     /// The ids could not be mapped (why): go on in this process, without a namespace, as
     /// when there are no user namespaces (the caller warns).
     Unavailable(String),
@@ -85,23 +88,26 @@ fn inner(fds: &str) -> Result<Namespace, SandboxError> {
     to_outer
         .write_all(b"R")
         .map_err(|e| SandboxError::sys("start kiln's user namespace", e))?;
-    let mut answer = [0u8; 1];
-    match from_outer.read_exact(&mut answer) {
-        Ok(()) if answer == *b"G" => {}
+    // "G": go; "S" and a reason: go, with only the user's own id mapped.
+    let mut answer = Vec::new();
+    let _ = from_outer.read_to_end(&mut answer);
+    let outcome = match answer.split_first() {
+        Some((b'G', _)) => Namespace::Continue,
+        Some((b'S', reason)) => Namespace::OwnIdOnly(String::from_utf8_lossy(reason).into_owned()),
         _ => {
             return Err(SandboxError::sys(
                 "map the ids of kiln's user namespace",
                 std::io::Error::other("the outer kiln process could not write the id maps"),
             ))
         }
-    }
+    };
     if !nix::unistd::geteuid().is_root() {
         return Err(SandboxError::sys(
             "become root of kiln's user namespace",
             std::io::Error::from_raw_os_error(libc::EPERM),
         ));
     }
-    Ok(Namespace::Continue)
+    Ok(outcome)
 }
 
 fn outer() -> Result<Namespace, SandboxError> {
@@ -155,15 +161,19 @@ fn outer() -> Result<Namespace, SandboxError> {
         let mapping = IdMapping::detect();
         // A subordinate range that newuidmap refuses (a broken /etc/subuid, say) still
         // leaves the user's own id to map.
-        let written = mapping
-            .write(pid)
-            .or_else(|err| match mapping.without_subordinate_ids() {
-                Some(single) => single.write(pid).map_err(|_| err),
+        let written = match mapping.write(pid) {
+            Ok(()) => Ok(b"G".to_vec()),
+            Err(err) => match mapping.without_subordinate_ids() {
+                Some(single) => single
+                    .write(pid)
+                    .map(|()| format!("S{err}").into_bytes())
+                    .map_err(|_| err),
                 None => Err(err),
-            });
+            },
+        };
         match written {
-            Ok(()) => {
-                let _ = to_inner.write_all(b"G");
+            Ok(answer) => {
+                let _ = to_inner.write_all(&answer);
             }
             Err(err) => {
                 let _ = child.kill();
