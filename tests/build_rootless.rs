@@ -436,3 +436,98 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
     assert_eq!(map.lines().count(), 1, "{map}");
     assert_eq!(entry(&run, "x").mode, 0);
 }
+
+/// Ctrl-C on the terminal of a rootless build (here a pseudo-terminal made by `script`)
+/// reaches both kiln processes; the outer one ignores it and the inner one stops the RUN,
+/// cleans up and reports the cancellation. (Were the outer one to pass its copy on as well,
+/// the inner one would see a second SIGINT and exit at once: this test then fails only when
+/// that exit wins the race with the report, about every other run.)
+#[test]
+fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
+    let test = "ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up";
+    let user = User::NOBODY;
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: {test}: {why}");
+        return;
+    }
+    if !have("script") {
+        eprintln!("skipped: {test}: no script(1)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM bb:1\nRUN echo started && sleep 300\n",
+    );
+    user.chown(dir.path());
+    let command = format!(
+        "setpriv --reuid={} --regid={} --clear-groups {} --root {} build --progress=plain \
+         --network=none {}; echo kiln-rc=$?",
+        user.uid,
+        user.gid,
+        env!("CARGO_BIN_EXE_kiln"),
+        root.display(),
+        app.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut said = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+        said.push_str(&line);
+        let started = line.trim_end().ends_with("started");
+        line.clear();
+        if started {
+            break;
+        }
+    }
+    assert!(said.contains("started"), "{said}");
+    // ^C typed on the terminal: the line discipline sends SIGINT to the foreground group.
+    std::io::Write::write_all(&mut stdin, b"\x03").unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+        rest
+    });
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the build went on after Ctrl-C: {said}");
+    }
+    drop(stdin);
+    let rest = drain.join().unwrap();
+    let rc = rest
+        .split("kiln-rc=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(!rc.is_empty() && rc != "0", "kiln-rc={rc}: {said}{rest}");
+    // A second SIGINT would have made kiln exit at once, without this report.
+    assert!(
+        rest.contains("cancelled (its sandboxes were stopped and cleaned up)"),
+        "{said}{rest}"
+    );
+    assert!(
+        store_leftovers(&root).is_empty(),
+        "{:?}",
+        store_leftovers(&root)
+    );
+}
