@@ -51,7 +51,8 @@ pub enum Namespace {
 /// any thread starts.
 ///
 /// # Errors
-/// The inner process could not be started, or the outer one could not map its ids.
+/// In the inner process: the handshake with the outer one failed, or the outer one could not
+/// map the ids after all (the inner one cannot leave the namespace again, so it stops).
 pub fn enter_own_user_namespace() -> Result<Namespace, SandboxError> {
     if let Some(fds) = std::env::var_os(HANDSHAKE_ENV) {
         std::env::remove_var(HANDSHAKE_ENV);
@@ -147,9 +148,15 @@ fn outer() -> Result<Namespace, SandboxError> {
             Ok(())
         });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| SandboxError::sys("start kiln in its own user namespace", e))?;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let _ = forwarded.thread_unblock();
+            return Ok(Namespace::Unavailable(format!(
+                "it could not start itself again: {err}"
+            )));
+        }
+    };
     drop((to_inner_r, from_inner_w));
     let mut from_inner = File::from(from_inner_r);
     let mut to_inner = File::from(to_inner_w);
