@@ -531,3 +531,84 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
         store_leftovers(&root)
     );
 }
+
+/// A RUN of a rootless build is confined like one of a root build, checked from inside it:
+/// BuildKit's capability set and seccomp, `no_new_privs` off, runc's masked paths as mounts,
+/// read-only /proc/sys, `mount` refused, and a marker in the host's /tmp invisible. kiln's own
+/// namespace must not change any of it (the RUN's namespace is nested inside kiln's).
+#[test]
+fn rootless_run_is_confined_like_a_root_run() {
+    let test = "rootless_run_is_confined_like_a_root_run";
+    let user = User::NOBODY;
+    if let Some(why) = rootless_skip_reason(user) {
+        eprintln!("skipped: {test}: {why}");
+        return;
+    }
+    let marker = tempfile::Builder::new()
+        .prefix("kiln-host-marker-")
+        .tempfile_in("/tmp")
+        .unwrap();
+    let marker_name = marker
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let app = context(
+        dir.path(),
+        "app",
+        &format!(
+            "FROM bb:1\n\
+             RUN mkdir -p /out /mnt && cat /proc/self/status > /out/status \\\n\
+              && cat /proc/self/mountinfo > /out/mountinfo \\\n\
+              && (mount -t tmpfs t /mnt 2>/dev/null && echo mounted || echo refused) > /out/mount \\\n\
+              && (echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo wrote || echo refused) > /out/sysctl \\\n\
+              && (ls /tmp/{marker_name} 2>/dev/null && echo seen || echo unseen) > /out/marker\n"
+        ),
+    );
+    user.chown(dir.path());
+    let dest = dir.path().join("out");
+    let output = format!("type=local,dest={}", dest.display());
+    let out = user.kiln(
+        &root,
+        &[
+            "build",
+            "--network=none",
+            "-o",
+            &output,
+            app.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |name: &str| fs::read_to_string(dest.join("out").join(name)).unwrap();
+    let status: std::collections::HashMap<String, String> = read("status")
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect();
+    assert_eq!(status["CapBnd"], "00000000a80425fb");
+    assert_eq!(status["CapEff"], "00000000a80425fb");
+    assert_eq!(status["CapInh"], "0000000000000000");
+    assert_eq!(status["CapAmb"], "0000000000000000");
+    assert_eq!(status["Seccomp"], "2");
+    assert_eq!(status["NoNewPrivs"], "0");
+    let mountinfo = read("mountinfo");
+    let mount_points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    for masked in ["/proc/keys", "/proc/timer_list", "/sys/firmware"] {
+        if Path::new(masked).exists() {
+            assert!(
+                mount_points.contains(&masked),
+                "{masked} unmasked:\n{mountinfo}"
+            );
+        }
+    }
+    assert_eq!(read("mount").trim(), "refused");
+    assert_eq!(read("sysctl").trim(), "refused");
+    assert_eq!(read("marker").trim(), "unseen");
+}
