@@ -444,17 +444,12 @@ fn extract_filtered(
                     // The tar crate sets owners only archive-wide; an entry's
                     // owner is applied here (when kiln may set it), then the mode again
                     // because chown clears setuid/setgid bits.
-                    let owner = match owner {
-                        (Some(uid), Some(gid), mode) => {
-                            match (u32::try_from(uid), u32::try_from(gid)) {
-                                (Ok(uid), Ok(gid)) if crate::sandbox::can_chown(uid, gid) => {
-                                    Some((uid, gid, mode))
-                                }
-                                _ => None,
-                            }
-                        }
-                        _ => None,
-                    };
+                    let (uid, gid, mode) = owner;
+                    let ids = uid.and_then(|u| u32::try_from(u).ok());
+                    let ids = ids.zip(gid.and_then(|g| u32::try_from(g).ok()));
+                    let owner = ids
+                        .filter(|&(uid, gid)| crate::sandbox::can_chown(uid, gid))
+                        .map(|(uid, gid)| (uid, gid, mode));
                     if let Some((uid, gid, mode)) = owner {
                         std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
                             .map_err(|e| fail(name, e))?;
