@@ -36,12 +36,7 @@ pub(super) enum IdMapping {
     /// An unprivileged kiln outside a namespace of its own (when it could not make one):
     /// container root is the user; with subordinate ids and newuidmap/newgidmap, container
     /// ids 1.. map to the user's subordinate range. Also how kiln's own namespace is mapped.
-    Rootless {
-        uid: u32,
-        gid: u32,
-        subuid: Option<(u32, u32)>,
-        subgid: Option<(u32, u32)>,
-    },
+    Rootless(RootlessIds),
 }
 
 fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
@@ -56,7 +51,14 @@ fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u3
 }
 
 impl IdMapping {
-    pub(super) fn detect() -> Self {
+    /// This process's mapping, detected once (after [`super::userns`] entered kiln's own
+    /// namespace, in the process that builds).
+    pub(super) fn current() -> &'static IdMapping {
+        static MAPPING: OnceLock<IdMapping> = OnceLock::new();
+        MAPPING.get_or_init(IdMapping::detect)
+    }
+
+    fn detect() -> Self {
         let uid = nix::unistd::geteuid();
         let gid = nix::unistd::getegid();
         if uid.is_root() {
@@ -86,28 +88,24 @@ impl IdMapping {
         } else {
             (None, None)
         };
-        IdMapping::Rootless {
+        IdMapping::Rootless(RootlessIds {
             uid: uid.as_raw(),
             gid: gid.as_raw(),
             subuid,
             subgid,
-        }
+        })
     }
 
     /// The same user without its subordinate ranges (only its own id mapped), if it had any.
     pub(super) fn without_subordinate_ids(&self) -> Option<IdMapping> {
         match *self {
-            IdMapping::Rootless {
-                uid,
-                gid,
-                subuid,
-                subgid,
-            } if subuid.is_some() || subgid.is_some() => Some(IdMapping::Rootless {
-                uid,
-                gid,
-                subuid: None,
-                subgid: None,
-            }),
+            IdMapping::Rootless(ids) if ids.subuid.is_some() || ids.subgid.is_some() => {
+                Some(IdMapping::Rootless(RootlessIds {
+                    subuid: None,
+                    subgid: None,
+                    ..ids
+                }))
+            }
             _ => None,
         }
     }
@@ -120,7 +118,7 @@ impl IdMapping {
     pub(super) fn setgroups_allowed(&self) -> bool {
         match self {
             IdMapping::Identity { setgroups, .. } => *setgroups,
-            IdMapping::Rootless { subgid, .. } => subgid.is_some(),
+            IdMapping::Rootless(ids) => ids.subgid.is_some(),
         }
     }
 
@@ -140,12 +138,12 @@ impl IdMapping {
                 write("uid_map", own.uid.identity_lines(*range))?;
                 write("gid_map", own.gid.identity_lines(*range))
             }
-            IdMapping::Rootless {
+            IdMapping::Rootless(RootlessIds {
                 uid,
                 gid,
                 subuid,
                 subgid,
-            } => {
+            }) => {
                 match subuid {
                     Some((start, count)) => newidmap("newuidmap", pid, *uid, *start, *count)?,
                     None => write("uid_map", format!("0 {uid} 1\n"))?,
@@ -316,24 +314,31 @@ impl RootlessIds {
             unmap(host_gid, self.gid, self.subgid),
         )
     }
+
+    /// The host ids that container ids `uid:gid` stand for, when both are mapped: the inverse
+    /// of [`Self::container_ids`].
+    #[must_use]
+    pub fn host_ids(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        let map = |id: u32, own: u32, sub: Option<(u32, u32)>| -> Option<u32> {
+            if id == 0 {
+                return Some(own);
+            }
+            let (start, count) = sub?;
+            (id <= count).then(|| start + id - 1)
+        };
+        Some((
+            map(uid, self.uid, self.subuid)?,
+            map(gid, self.gid, self.subgid)?,
+        ))
+    }
 }
 
 /// How this process's ids stand for container ids on the host: `None` when kiln's ids are
 /// host ids (real root), otherwise the mapping to record with a lazy layer.
 pub fn rootless_ids() -> Option<RootlessIds> {
     static IDS: OnceLock<Option<RootlessIds>> = OnceLock::new();
-    *IDS.get_or_init(|| match IdMapping::detect() {
-        IdMapping::Rootless {
-            uid,
-            gid,
-            subuid,
-            subgid,
-        } => Some(RootlessIds {
-            uid,
-            gid,
-            subuid,
-            subgid,
-        }),
+    *IDS.get_or_init(|| match IdMapping::current() {
+        IdMapping::Rootless(ids) => Some(*ids),
         IdMapping::Identity { .. } => {
             let own = own_maps();
             if own.uid.is_identity() && own.gid.is_identity() {
@@ -367,21 +372,9 @@ pub fn layer_ids(recorded: Option<&RootlessIds>, uid: u32, gid: u32) -> (u32, u3
 /// kiln's ids for container ids `uid:gid` (what to `chown` a directory to so that a RUN sees
 /// it owned by `uid:gid`), when the RUN's user namespace maps both.
 pub fn host_ids(uid: u32, gid: u32) -> Option<(u32, u32)> {
-    let map = |id: u32, own: u32, sub: Option<(u32, u32)>| -> Option<u32> {
-        if id == 0 {
-            return Some(own);
-        }
-        let (start, count) = sub?;
-        (id <= count).then(|| start + id - 1)
-    };
-    match IdMapping::detect() {
-        IdMapping::Identity { range, .. } => (uid < range && gid < range).then_some((uid, gid)),
-        IdMapping::Rootless {
-            uid: own_uid,
-            gid: own_gid,
-            subuid,
-            subgid,
-        } => Some((map(uid, own_uid, subuid)?, map(gid, own_gid, subgid)?)),
+    match IdMapping::current() {
+        IdMapping::Identity { range, .. } => (uid < *range && gid < *range).then_some((uid, gid)),
+        IdMapping::Rootless(ids) => ids.host_ids(uid, gid),
     }
 }
 
@@ -445,5 +438,7 @@ mod tests {
         assert_eq!(ids.container_ids(1000, 1000), (0, 0));
         assert_eq!(ids.container_ids(100_999, 1000), (1000, 0));
         assert_eq!(ids.container_ids(5, 100_000), (65534, 65534));
+        assert_eq!(ids.host_ids(1000, 0), Some((100_999, 1000)));
+        assert_eq!(ids.host_ids(0, 1), None);
     }
 }

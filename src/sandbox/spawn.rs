@@ -72,7 +72,7 @@ fn run_once(
     let programs = seccomp::programs()?;
     let mut warnings = Vec::new();
     let network = network_provider(spec.network, &mut warnings);
-    let ids = IdMapping::detect();
+    let ids = IdMapping::current();
     let (cgroup, limits) = match RunCgroup::create(spec.limits) {
         Ok(None) => (None, LimitsEnforcement::NotRequested),
         Ok(Some(cgroup)) => (Some(cgroup), LimitsEnforcement::Cgroup),

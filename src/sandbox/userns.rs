@@ -165,7 +165,7 @@ fn outer() -> Result<Namespace, SandboxError> {
     let mut said = [0u8; 1];
     let ready = from_inner.read_exact(&mut said).is_ok() && said == *b"R";
     if ready {
-        let mapping = IdMapping::detect();
+        let mapping = IdMapping::current();
         // A subordinate range that newuidmap refuses (a broken /etc/subuid, say) still
         // leaves the user's own id to map.
         let written = match mapping.write(pid) {
