@@ -404,16 +404,9 @@ fn compressed_layers_are_always_written_as_blobs() {
 #[test]
 fn a_rootless_lazy_layer_exports_as_root_with_the_bytes_a_root_build_makes() {
     let test = "a_rootless_lazy_layer_exports_as_root_with_the_bytes_a_root_build_makes";
-    if let Some(why) = skip_reason() {
+    let nobody = rootless::User::NOBODY;
+    if let Some(why) = rootless::skip_reason(nobody) {
         eprintln!("skipped: {test}: {why}");
-        return;
-    }
-    let nobody_userns = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "-U", "true"])
-        .status();
-    if !nobody_userns.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: {test}: no setpriv or no unprivileged user namespaces");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -423,14 +416,9 @@ fn a_rootless_lazy_layer_exports_as_root_with_the_bytes_a_root_build_makes() {
     fs::create_dir_all(&rootless).unwrap();
     let store = store_with_busybox(&rootless);
     let ctx = context(&rootless, "ctx", DOCKERFILE);
-    let chown = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&rootless)
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    nobody.chown(&rootless);
+    let out = nobody
+        .setpriv()
         .arg(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(&store)

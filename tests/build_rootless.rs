@@ -9,120 +9,12 @@ mod image_support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use image_support::busybox::{context, skip_reason};
+use image_support::busybox::context;
+use image_support::rootless::{skip_reason, store, store_leftovers, User};
 use image_support::*;
-
-/// A user to build as: uid, gid, and whether it has subordinate ids.
-#[derive(Clone, Copy)]
-struct User {
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    const NOBODY: User = User {
-        uid: 65534,
-        gid: 65534,
-    };
-
-    /// `kiln-subids` from scripts/setup.sh, when it exists with a subordinate range.
-    fn with_subordinate_ids() -> Result<User, String> {
-        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let entry = passwd
-            .lines()
-            .find(|l| l.starts_with("kiln-subids:"))
-            .ok_or("no user kiln-subids (scripts/setup.sh makes it)")?;
-        let fields: Vec<&str> = entry.split(':').collect();
-        let subuid = fs::read_to_string("/etc/subuid").unwrap_or_default();
-        let subgid = fs::read_to_string("/etc/subgid").unwrap_or_default();
-        if !subuid.lines().any(|l| l.starts_with("kiln-subids:"))
-            || !subgid.lines().any(|l| l.starts_with("kiln-subids:"))
-        {
-            return Err("kiln-subids has no range in /etc/subuid and /etc/subgid".into());
-        }
-        if !have("newuidmap") || !have("newgidmap") {
-            return Err("no newuidmap/newgidmap (apt-get install uidmap)".into());
-        }
-        Ok(User {
-            uid: fields[2].parse().unwrap(),
-            gid: fields[3].parse().unwrap(),
-        })
-    }
-
-    fn setpriv(self) -> Command {
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups");
-        cmd
-    }
-
-    fn kiln(self, root: &Path, args: &[&str]) -> Output {
-        self.setpriv()
-            .arg(env!("CARGO_BIN_EXE_kiln"))
-            .arg("--root")
-            .arg(root)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn chown(self, path: &Path) {
-        let status = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{}:{}", self.uid, self.gid))
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-/// Why a rootless test cannot run here, if it cannot.
-fn rootless_skip_reason(user: User) -> Option<String> {
-    if let Some(why) = skip_reason() {
-        return Some(why.to_string());
-    }
-    if !have("setpriv") {
-        return Some("no setpriv".into());
-    }
-    let probe = user.setpriv().args(["unshare", "-U", "true"]).status();
-    if !probe.is_ok_and(|s| s.success()) {
-        return Some("no unprivileged user namespaces".into());
-    }
-    None
-}
-
-/// A store at `dir/store` owned by `user`, holding `bb:1`: busybox and its applets, plus what
-/// `extra` adds to the base context (run as root before everything is handed to `user`).
-fn rootless_store(
-    dir: &Path,
-    user: User,
-    base_dockerfile: &str,
-    extra: impl FnOnce(&Path),
-) -> PathBuf {
-    let ctx = dir.join("bb");
-    let bin = ctx.join("rootfs/bin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            symlink("busybox", bin.join(applet)).unwrap();
-        }
-    }
-    fs::write(ctx.join("Dockerfile"), base_dockerfile).unwrap();
-    extra(&ctx);
-    user.chown(dir);
-    let root = dir.join("store");
-    let out = user.kiln(&root, &["build", "-q", "-t", "bb:1", ctx.to_str().unwrap()]);
-    assert!(out.status.success(), "base build failed: {}", stderr(&out));
-    root
-}
 
 /// The entry at `path` of a layer's entries.
 fn entry<'a>(
@@ -143,22 +35,11 @@ fn subordinate_ids_user(test: &str) -> Option<User> {
             return None;
         }
     };
-    if let Some(why) = rootless_skip_reason(user) {
+    if let Some(why) = skip_reason(user) {
         eprintln!("skipped: {test}: {why}");
         return None;
     }
     Some(user)
-}
-
-/// The names left in the store's tmp/ (a finished build leaves none).
-fn store_leftovers(root: &Path) -> Vec<String> {
-    fs::read_dir(root.join("tmp"))
-        .map(|list| {
-            list.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A RUN makes a file and a directory mode 000 and a 0700 directory: kiln reads them into the
@@ -166,12 +47,12 @@ fn store_leftovers(root: &Path) -> Vec<String> {
 #[test]
 fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
     let user = User::NOBODY;
-    if let Some(why) = rootless_skip_reason(user) {
+    if let Some(why) = skip_reason(user) {
         eprintln!("skipped: rootless_run_layer_keeps_files_the_builder_could_not_read: {why}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     let app = context(
         dir.path(),
         "app",
@@ -227,7 +108,7 @@ fn rootless_build_with_subordinate_ids_keeps_every_owner() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let root = rootless_store(
+    let root = store(
         dir.path(),
         user,
         "FROM scratch\nCOPY rootfs/ /\nCOPY --chown=1000:2000 owned /owned\n",
@@ -293,12 +174,12 @@ fn rootless_build_with_subordinate_ids_keeps_every_owner() {
 #[test]
 fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
     let user = User::NOBODY;
-    if let Some(why) = rootless_skip_reason(user) {
+    if let Some(why) = skip_reason(user) {
         eprintln!("skipped: sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up: {why}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     let app = context(
         dir.path(),
         "app",
@@ -343,15 +224,7 @@ fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
     let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     // A bound on the wait, so a signal that is not passed on fails the test instead of hanging
     // it for the RUN's 300 s.
-    let mut status = None;
-    for _ in 0..1200 {
-        status = child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let Some(status) = status else {
+    let Some(status) = wait_at_most(&mut child, std::time::Duration::from_secs(120)) else {
         for pid in [outer as i32, inner[0]] {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -383,7 +256,7 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     // newuidmap and newgidmap that always fail, first on PATH.
     let fake = dir.path().join("fake-bin");
     fs::create_dir(&fake).unwrap();
@@ -446,7 +319,7 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
 fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
     let test = "ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up";
     let user = User::NOBODY;
-    if let Some(why) = rootless_skip_reason(user) {
+    if let Some(why) = skip_reason(user) {
         eprintln!("skipped: {test}: {why}");
         return;
     }
@@ -455,7 +328,7 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     let app = context(
         dir.path(),
         "app",
@@ -498,27 +371,14 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
         let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
         rest
     });
-    let mut status = None;
-    for _ in 0..1200 {
-        status = child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    if status.is_none() {
+    if wait_at_most(&mut child, std::time::Duration::from_secs(120)).is_none() {
         let _ = child.kill();
         let _ = child.wait();
         panic!("the build went on after Ctrl-C: {said}");
     }
     drop(stdin);
     let rest = drain.join().unwrap();
-    let rc = rest
-        .split("kiln-rc=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
+    let rc = word_after(&rest, "kiln-rc=");
     assert!(!rc.is_empty() && rc != "0", "kiln-rc={rc}: {said}{rest}");
     // A second SIGINT would have made kiln exit at once, without this report.
     assert!(
@@ -540,7 +400,7 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
 fn rootless_run_is_confined_like_a_root_run() {
     let test = "rootless_run_is_confined_like_a_root_run";
     let user = User::NOBODY;
-    if let Some(why) = rootless_skip_reason(user) {
+    if let Some(why) = skip_reason(user) {
         eprintln!("skipped: {test}: {why}");
         return;
     }
@@ -556,7 +416,7 @@ fn rootless_run_is_confined_like_a_root_run() {
         .unwrap()
         .to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let root = rootless_store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     let app = context(
         dir.path(),
         "app",

@@ -655,26 +655,14 @@ fn without_slirp4netns_runs_get_pasta_or_no_network_and_a_hint_to_install_it() {
 
 #[test]
 fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
-    if skipped("rootless_build_runs_with_cache_secret_and_bind_mounts") {
-        return;
-    }
-    if !have("setpriv") {
-        eprintln!("skipped: rootless_build_runs_with_cache_secret_and_bind_mounts: no setpriv");
-        return;
-    }
+    let test = "rootless_build_runs_with_cache_secret_and_bind_mounts";
     // The catalogue's FX-user: the same build as uid 65534 (container root = that user).
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("bb/rootfs/bin");
-    fs::create_dir_all(&base).unwrap();
-    fs::copy("/bin/busybox", base.join("busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "wc", "ls", "true"] {
-        symlink("busybox", base.join(applet)).unwrap();
+    let nobody = rootless::User::NOBODY;
+    if let Some(why) = rootless::skip_reason(nobody) {
+        eprintln!("skipped: {test}: {why}");
+        return;
     }
-    fs::write(
-        dir.path().join("bb/Dockerfile"),
-        "FROM scratch\nCOPY rootfs/ /\n",
-    )
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let app = context(
         dir.path(),
         "app",
@@ -683,40 +671,12 @@ fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
          RUN --mount=type=secret,id=s cat /run/secrets/s > /secret-was-readable-$(wc -c < /run/secrets/s)\n\
          RUN --mount=type=bind,target=/src ls /src > /ls\n",
     );
+    // Rootless, with no delegated cgroup here: the limits are not enforced, and the plain
+    // progress says so for the RUN.
+    let limited = context(dir.path(), "limited", "FROM bb:1\nRUN true\n");
     fs::write(dir.path().join("sec"), "four").unwrap();
-    let status = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let root = dir.path().join("store");
-    let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_kiln"))
-            .arg("--root")
-            .arg(&root)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "-U", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: rootless_build_runs_with_cache_secret_and_bind_mounts: no userns");
-        return;
-    }
-    let out = as_nobody(&[
-        "build",
-        "-q",
-        "-t",
-        "bb:1",
-        dir.path().join("bb").to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let root = rootless::store(dir.path(), nobody, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
+    let as_nobody = |args: &[&str]| nobody.kiln(&root, args);
     let dest = dir.path().join("out");
     let secret = format!("id=s,src={}", dir.path().join("sec").display());
     let output = format!("type=local,dest={}", dest.display());
@@ -734,22 +694,9 @@ fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
     assert!(dest.join("secret-was-readable-4").exists());
     assert!(read(&dest.join("ls")).contains("Dockerfile"));
 
-    // Rootless, with no delegated cgroup here: the limits are not enforced, and the plain
-    // progress says so for the RUN.
-    let limited = context(dir.path(), "limited", "FROM bb:1\nRUN true\n");
-    let status = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&limited)
-        .status()
-        .unwrap();
-    assert!(status.success());
     // The RUNs left nothing in the store's tmp/ (overlay's mode-000 work dir included),
     // and the store opens again for the same user.
-    let leftovers: Vec<_> = fs::read_dir(root.join("tmp"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    let leftovers = rootless::store_leftovers(&root);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let out = as_nobody(&[
         "build",
@@ -1019,47 +966,14 @@ fn entry_facts(tar: &[u8]) -> Vec<EntryFacts> {
 
 #[test]
 fn multi_stage_build_gives_the_same_layers_rootless_and_as_root() {
-    if skipped("multi_stage_build_gives_the_same_layers_rootless_and_as_root") {
-        return;
-    }
-    if !have("setpriv") {
-        eprintln!(
-            "skipped: multi_stage_build_gives_the_same_layers_rootless_and_as_root: no setpriv"
-        );
-        return;
-    }
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "-U", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!(
-            "skipped: multi_stage_build_gives_the_same_layers_rootless_and_as_root: no userns"
-        );
+    let test = "multi_stage_build_gives_the_same_layers_rootless_and_as_root";
+    let nobody = rootless::User::NOBODY;
+    if let Some(why) = rootless::skip_reason(nobody) {
+        eprintln!("skipped: {test}: {why}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("bb/rootfs/bin");
-    fs::create_dir_all(&base).unwrap();
-    fs::copy("/bin/busybox", base.join("busybox")).unwrap();
-    for applet in [
-        "sh",
-        "echo",
-        "cat",
-        "mkdir",
-        "chmod",
-        "ln",
-        "rm",
-        "touch",
-        "sha256sum",
-    ] {
-        symlink("busybox", base.join(applet)).unwrap();
-    }
-    fs::write(
-        dir.path().join("bb/Dockerfile"),
-        "FROM scratch\nCOPY rootfs/ /\n",
-    )
-    .unwrap();
+    let bb = image_support::busybox::busybox_context(dir.path(), "FROM scratch\nCOPY rootfs/ /\n");
     let app = context(
         dir.path(),
         "app",
@@ -1074,28 +988,22 @@ fn multi_stage_build_gives_the_same_layers_rootless_and_as_root() {
          COPY --from=builder --chown=1000:1000 /out/sub/artifact /app/chowned\n\
          RUN cat /app/from-builder/link /app/chowned > /app/seen && rm /app/own\n",
     );
-    let status = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    nobody.chown(dir.path());
     let build_in = |root: &Path, rootless: bool| {
-        let mut cmd = if rootless {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(env!("CARGO_BIN_EXE_kiln"));
-            c
-        } else {
-            Command::new(env!("CARGO_BIN_EXE_kiln"))
-        };
-        cmd.env("SOURCE_DATE_EPOCH", "1700000000")
-            .arg("--root")
-            .arg(root);
-        for (tag, ctx) in [("bb:1", dir.path().join("bb")), ("app:1", app.clone())] {
+        for (tag, ctx) in [("bb:1", &bb), ("app:1", &app)] {
+            let mut cmd = if rootless {
+                let mut c = nobody.setpriv();
+                c.arg(env!("CARGO_BIN_EXE_kiln"));
+                c
+            } else {
+                Command::new(env!("CARGO_BIN_EXE_kiln"))
+            };
             let out = cmd
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .arg("--root")
+                .arg(root)
                 .args(["build", "-q", "--network=none", "-t", tag])
-                .arg(&ctx)
+                .arg(ctx)
                 .output()
                 .unwrap();
             assert!(
@@ -1103,17 +1011,6 @@ fn multi_stage_build_gives_the_same_layers_rootless_and_as_root() {
                 "rootless={rootless}: {}",
                 stderr(&out)
             );
-            cmd = if rootless {
-                let mut c = Command::new("setpriv");
-                c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                    .arg(env!("CARGO_BIN_EXE_kiln"));
-                c
-            } else {
-                Command::new(env!("CARGO_BIN_EXE_kiln"))
-            };
-            cmd.env("SOURCE_DATE_EPOCH", "1700000000")
-                .arg("--root")
-                .arg(root);
         }
     };
     let as_root = dir.path().join("store-root");
@@ -1612,12 +1509,7 @@ fn run_has_no_controlling_terminal_when_kiln_has_one() {
         stderr(&out)
     );
     // The check itself is meaningful only if kiln had a terminal.
-    let kiln_tty = said
-        .split("kiln-tty-nr=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
+    let kiln_tty = word_after(&said, "kiln-tty-nr=");
     assert!(
         !kiln_tty.is_empty() && kiln_tty != "0",
         "script gave kiln no terminal: {said}"

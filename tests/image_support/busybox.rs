@@ -23,6 +23,15 @@ pub fn skip_reason() -> Option<&'static str> {
 /// with a symlink per applet and `/tmp`.
 pub fn store_with_busybox(dir: &Path) -> PathBuf {
     let root = dir.join("store");
+    let ctx = busybox_context(dir, "FROM scratch\nCOPY rootfs/ /\n");
+    let out = kiln(&root, &["build", "-q", "-t", "bb:1", ctx.to_str().unwrap()]);
+    assert!(out.status.success(), "base build failed: {}", stderr(&out));
+    root
+}
+
+/// The context `dir/bb-ctx` of a busybox base: `rootfs/` with `/bin/busybox`, a symlink per
+/// applet and `/tmp`, and `dockerfile`.
+pub fn busybox_context(dir: &Path, dockerfile: &str) -> PathBuf {
     let ctx = dir.join("bb-ctx");
     let bin = ctx.join("rootfs/bin");
     fs::create_dir_all(&bin).unwrap();
@@ -34,10 +43,8 @@ pub fn store_with_busybox(dir: &Path) -> PathBuf {
             symlink("busybox", bin.join(applet)).unwrap();
         }
     }
-    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
-    let out = kiln(&root, &["build", "-q", "-t", "bb:1", ctx.to_str().unwrap()]);
-    assert!(out.status.success(), "base build failed: {}", stderr(&out));
-    root
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    ctx
 }
 
 /// A context directory `dir/name` holding only `dockerfile`.

@@ -4,6 +4,7 @@
 
 pub mod busybox;
 pub mod docker;
+pub mod rootless;
 pub mod schema;
 
 use std::io::Write;
@@ -357,4 +358,31 @@ pub fn layer_entries(tar: &[u8]) -> std::collections::BTreeMap<String, LayerEntr
         );
     }
     out
+}
+
+/// Waits for `child` at most `limit`: `None` if it is still running then (the caller kills
+/// it and fails), so a test of something that should stop fails instead of hanging.
+pub fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The word after `key` in `text` (`kiln-rc=0 …` gives "0" for `kiln-rc=`), or "".
+pub fn word_after(text: &str, key: &str) -> String {
+    text.split(key)
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
 }
