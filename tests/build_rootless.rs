@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use image_support::busybox::context;
-use image_support::rootless::{skip_reason, store, store_leftovers, User};
+use image_support::rootless::{assert_store_clean, skip_reason, store, User};
 use image_support::*;
 
 /// The entry at `path` of a layer's entries.
@@ -91,11 +91,7 @@ fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
         seen.contains("d---------") && seen.contains("drwx------"),
         "{seen}"
     );
-    assert!(
-        store_leftovers(&root).is_empty(),
-        "{:?}",
-        store_leftovers(&root)
-    );
+    assert_store_clean(&root);
 }
 
 /// With a subordinate range, every container id a RUN uses is a real id: an image's owners
@@ -149,11 +145,7 @@ fn rootless_build_with_subordinate_ids_keeps_every_owner() {
     let f = entry(&files, "home/u/f");
     assert_eq!((f.mode, f.uid, f.gid), (0o600, 1000, 1000));
     assert_eq!(entry(&files, "home/u/uid").body, b"1000\n");
-    assert!(
-        store_leftovers(&root).is_empty(),
-        "{:?}",
-        store_leftovers(&root)
-    );
+    assert_store_clean(&root);
 
     // Once the images are gone, the same user's prune deletes the snapshots, whoever owns
     // the files in them (from outside kiln's namespace, uid 1000's 0700 home is not even
@@ -240,11 +232,7 @@ fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
         !Path::new(&format!("/proc/{}", inner[0])).exists(),
         "the inner kiln process is still running"
     );
-    assert!(
-        store_leftovers(&root).is_empty(),
-        "{:?}",
-        store_leftovers(&root)
-    );
+    assert_store_clean(&root);
 }
 
 /// When newuidmap refuses the subordinate range, kiln maps only the user's own id, says so,
@@ -385,11 +373,7 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
         rest.contains("cancelled (its sandboxes were stopped and cleaned up)"),
         "{said}{rest}"
     );
-    assert!(
-        store_leftovers(&root).is_empty(),
-        "{:?}",
-        store_leftovers(&root)
-    );
+    assert_store_clean(&root);
 }
 
 /// A RUN of a rootless build is confined like one of a root build, checked from inside it:

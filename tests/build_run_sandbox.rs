@@ -696,8 +696,7 @@ fn rootless_build_runs_with_cache_secret_and_bind_mounts() {
 
     // The RUNs left nothing in the store's tmp/ (overlay's mode-000 work dir included),
     // and the store opens again for the same user.
-    let leftovers = rootless::store_leftovers(&root);
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    rootless::assert_store_clean(&root);
     let out = as_nobody(&[
         "build",
         "--progress=plain",

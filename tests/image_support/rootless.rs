@@ -112,3 +112,12 @@ pub fn store_leftovers(root: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Fails unless the store's tmp/ is empty, as every finished build leaves it.
+pub fn assert_store_clean(root: &Path) {
+    let leftovers = store_leftovers(root);
+    assert!(
+        leftovers.is_empty(),
+        "left in the store's tmp/: {leftovers:?}"
+    );
+}
