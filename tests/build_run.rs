@@ -226,3 +226,41 @@ fn a_stage_starts_when_its_own_dependencies_are_done() {
         "after-quick waited for the slow stage: {events:?}"
     );
 }
+
+/// Without `--jobs`, every stage whose dependencies are done runs at once, as with BuildKit:
+/// three stages meet through a shared cache mount, each waiting until all three have
+/// arrived. Run two at a time (the old default), the first two wait for a third that never
+/// starts, give up after their 60 s and record that they met only 2.
+#[test]
+fn without_jobs_every_ready_stage_runs_at_once() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let meet = |name: &str| {
+        format!(
+            "FROM bb:1 AS {name}\n\
+             RUN --mount=type=cache,id=meet,target=/meet,sharing=shared \
+             touch /meet/{name} && i=0; \
+             while [ $(ls /meet | wc -l) -lt 3 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+             ls /meet | wc -l > /met\n"
+        )
+    };
+    let dockerfile = format!(
+        "{}{}{}FROM bb:1\nCOPY --from=a /met /a\nCOPY --from=b /met /b\nCOPY --from=c /met /c\n",
+        meet("a"),
+        meet("b"),
+        meet("c")
+    );
+    let ctx = context(dir.path(), "ctx", &dockerfile);
+    let dest = dir.path().join("out");
+    let output = format!("type=local,dest={}", dest.display());
+    let out = build(&root, &ctx, &["--network=none", "-o", &output]);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    for stage in ["a", "b", "c"] {
+        let met = fs::read_to_string(dest.join(stage)).unwrap();
+        assert_eq!(met.trim(), "3", "stage {stage} met only {met}");
+    }
+}
