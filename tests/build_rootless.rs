@@ -323,9 +323,13 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
         "FROM bb:1\nRUN echo started && sleep 300\n",
     );
     user.chown(dir.path());
+    // The shell that `script` starts is in the terminal's foreground group too, so it gets
+    // the SIGINT as well: the trap keeps it alive to report kiln's exit code (dash would
+    // otherwise die at once; bash waits for its child). A trapped signal is reset to its
+    // default in the exec'd kiln, as it would be under an interactive shell.
     let command = format!(
-        "setpriv --reuid={} --regid={} --clear-groups {} --root {} build --progress=plain \
-         --network=none {}; echo kiln-rc=$?",
+        "trap : INT; setpriv --reuid={} --regid={} --clear-groups {} --root {} build \
+         --progress=plain --network=none {}; echo kiln-rc=$?",
         user.uid,
         user.gid,
         env!("CARGO_BIN_EXE_kiln"),
@@ -334,6 +338,7 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
     );
     let mut child = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
+        .env("SHELL", "/bin/sh")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

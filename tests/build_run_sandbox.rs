@@ -1498,6 +1498,7 @@ fn run_has_no_controlling_terminal_when_kiln_has_one() {
     );
     let out = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
+        .env("SHELL", "/bin/sh")
         .stdin(Stdio::null())
         .output()
         .unwrap();
