@@ -1436,6 +1436,63 @@ fn a_snapshot_from_another_boot_is_unpacked_again() {
     assert_eq!(fs::read_dir(root.join("trash")).unwrap().count(), 0);
 }
 
+/// A loaded base of many gzip layers, one of them twice (the same COPY repeated) and one a
+/// whiteout of a lower file: each distinct layer is unpacked once (several at a time), and
+/// the RUN sees the stack as the image defines it.
+#[test]
+fn a_loaded_base_of_many_layers_unpacks_each_distinct_layer_once() {
+    if skipped("a_loaded_base_of_many_layers_unpacks_each_distinct_layer_once") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let base = context(
+        dir.path(),
+        "base",
+        "FROM bb:1\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nCOPY a.txt /a.txt\n\
+         RUN rm /a.txt && mkdir /d && echo in-d > /d/f\n",
+    );
+    fs::write(base.join("a.txt"), "a\n").unwrap();
+    fs::write(base.join("b.txt"), "b\n").unwrap();
+    kiln_ok(
+        &root,
+        &["build", "-q", "-t", "multi:1", base.to_str().unwrap()],
+    );
+    let archive = dir.path().join("multi.tar");
+    kiln_ok(
+        &root,
+        &["save", "--gzip", "-o", archive.to_str().unwrap(), "multi:1"],
+    );
+    // A fresh store holds the image only as its gzip blobs: every layer must be unpacked.
+    let fresh = dir.path().join("fresh");
+    kiln_ok(&fresh, &["load", "-i", archive.to_str().unwrap()]);
+    let layers = layer_tars(&fresh, "multi:1");
+    assert_eq!(layers.len(), 5);
+    let distinct: std::collections::BTreeSet<&Vec<u8>> = layers.iter().collect();
+    assert_eq!(distinct.len(), 4, "the repeated COPY gives the same layer");
+    let app = context(
+        dir.path(),
+        "app",
+        "FROM multi:1\nRUN ls / > /seen && cat /b.txt /d/f >> /seen\n",
+    );
+    let (out, log) = build_out(&fresh, &app, &[]);
+    assert!(log.contains("unpacked 4 layer(s)"), "{log}");
+    let seen = read(&out.join("seen"));
+    let names: Vec<&str> = seen.lines().collect();
+    assert!(
+        !names.contains(&"a.txt"),
+        "the whiteout hides /a.txt: {seen}"
+    );
+    assert!(names.contains(&"b.txt") && names.contains(&"bin"), "{seen}");
+    assert!(seen.ends_with("b\nin-d\n"), "{seen}");
+    let snapshots = fs::read_dir(fresh.join("snapshots"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(snapshots, 4);
+    image_support::rootless::assert_store_clean(&fresh);
+}
+
 #[test]
 fn writes_through_a_rw_bind_of_a_stage_never_reach_a_later_bind_of_it() {
     if skipped("writes_through_a_rw_bind_of_a_stage_never_reach_a_later_bind_of_it") {

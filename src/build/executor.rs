@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -2377,6 +2378,12 @@ fn sandbox_error(line: usize, source: SandboxError) -> BuildError {
 /// unpack is never used) and reused by later RUNs and builds of the same
 /// boot; one made before a reboot may not have reached the disk whole and
 /// is unpacked again ([`crate::image::Store::snapshot_is_current`]).
+///
+/// Layers are independent trees (whiteouts stay overlay whiteouts until the
+/// overlay stacks them), so the missing ones are unpacked at once, one thread
+/// per core: decompression and file creation of one layer overlap with the
+/// other's. A layer the image holds twice (two empty layers) is unpacked once.
+/// Returns the directories and how many layers were unpacked.
 fn snapshots(
     shared: &Shared<'_>,
     state: &StageState,
@@ -2390,11 +2397,16 @@ fn snapshots(
         fs::create_dir_all(&empty).map_err(|e| io_error(&empty, e))?;
         return Ok((vec![empty], 0));
     }
-    let mut dirs = Vec::new();
-    let mut unpacked = 0;
+    let mut distinct: Vec<&LayerRef> = Vec::new();
     for layer in &state.layers {
-        dirs.push(ensure_snapshot(shared, &layer.diff_id, line, |tmp| {
-            unpacked += 1;
+        if !distinct.iter().any(|d| d.diff_id == layer.diff_id) {
+            distinct.push(layer);
+        }
+    }
+    let unpacked = AtomicUsize::new(0);
+    let make = |layer: &LayerRef| {
+        ensure_snapshot(shared, &layer.diff_id, line, |tmp| {
+            unpacked.fetch_add(1, Ordering::Relaxed);
             rootfs::open_layer(shared.store, &layer.descriptor)
                 .map_err(|source| BuildError::Rootfs {
                     line,
@@ -2404,9 +2416,49 @@ fn snapshots(
                     sandbox::unpack_layer(reader, tmp).map_err(|e| sandbox_error(line, e))
                 })
                 .map(drop)
-        })?);
+        })
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(distinct.len());
+    let made: Vec<Result<PathBuf, BuildError>> = if workers <= 1 {
+        distinct.iter().map(|layer| make(layer)).collect()
+    } else {
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<PathBuf, BuildError>>>> =
+            distinct.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer) = distinct.get(i) else { break };
+                    let result = make(layer);
+                    *slots[i]
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .expect("every layer was taken by a worker")
+            })
+            .collect()
+    };
+    // The lowest layer's error is the one reported.
+    let mut by_diff_id = BTreeMap::new();
+    for (layer, result) in distinct.iter().zip(made) {
+        by_diff_id.insert(layer.diff_id.as_str(), result?);
     }
-    Ok((dirs, unpacked))
+    let dirs = state
+        .layers
+        .iter()
+        .map(|layer| by_diff_id[layer.diff_id.as_str()].clone())
+        .collect();
+    Ok((dirs, unpacked.into_inner()))
 }
 
 /// The snapshot of the layer `diff_id`: used as it is when it was made in
@@ -2433,7 +2485,9 @@ fn ensure_snapshot(
     if store.snapshot_is_current(hex) {
         return Ok(dir);
     }
-    if dir.exists() {
+    // Looked at again: another stage may have made it since. A current tree
+    // is never taken for a stale one (its marker is written before its rename).
+    if dir.exists() && !store.snapshot_is_current(hex) {
         store.move_to_trash(&dir)?;
     }
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
