@@ -1436,6 +1436,120 @@ fn a_snapshot_from_another_boot_is_unpacked_again() {
     assert_eq!(fs::read_dir(root.join("trash")).unwrap().count(), 0);
 }
 
+/// What a RUN makes: files, a hard link, symlinks, a private directory, an owner, an opaque
+/// directory, a deleted base file and a file made and deleted again, mtimes pinned.
+const RUN_MAKES: &str = "RUN mkdir -p /w/sub/empty /w/private && echo data > /w/data && \
+    echo file > /w/file && ln /w/file /w/sub/hard && ln -s ../data /w/sub/link && \
+    ln -s data /w/link && chmod 700 /w/private && chown 12:34 /w/data && \
+    rm -rf /tmp && mkdir /tmp && echo n > /tmp/n && rm /bin/yes && \
+    echo gone > /w/gone && rm /w/gone && \
+    find /w /tmp /bin | while read f; do touch -h -d @1700000000 \"$f\"; done\n";
+
+/// What the next RUN sees of it (as text in /listing) and changes in it.
+const RUN_LOOKS: &str = "RUN cd / && find w tmp bin | sort | while read f; do \
+    stat -c '%n %a %F %u %g %s %h %N %Y' \"$f\"; done > /listing && \
+    cat /w/data /w/file /w/sub/hard /tmp/n >> /listing && \
+    chmod 600 /w/file && chown 5:6 /w/data && rm /w/link && \
+    touch -h -d @1700000100 /w /listing\n";
+
+#[test]
+fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
+    if skipped("a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot") {
+        return;
+    }
+    // Build `kept`: the second RUN stacks on the first one's upper dir, renamed into the
+    // snapshots. Build `unpacked`, in the same store with the snapshots removed: the first
+    // RUN ends its stage, so the second RUN, in a child stage, unpacks the first one's layer
+    // blob. Both RUNs see and make the same.
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let builds = [
+        ("kept", format!("FROM bb:1\n{RUN_MAKES}{RUN_LOOKS}")),
+        (
+            "unpacked",
+            format!("FROM bb:1 AS c\n{RUN_MAKES}FROM c\n{RUN_LOOKS}"),
+        ),
+    ];
+    let mut listings = Vec::new();
+    let mut layers = Vec::new();
+    for (name, dockerfile) in builds {
+        let ctx = context(dir.path(), name, &dockerfile);
+        let tag = format!("{name}:1");
+        let (fs_out, log) = build_out(&root, &ctx, &["--no-cache", "-t", &tag]);
+        let second_run = log
+            .split("RUN cd /")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no second RUN in the log:\n{log}"));
+        let unpacked = second_run
+            .lines()
+            .take_while(|l| !l.contains(" DONE "))
+            .find(|l| l.contains("unpacked"));
+        if name == "kept" {
+            assert_eq!(unpacked, None, "the second RUN unpacked a layer:\n{log}");
+            fs::remove_dir_all(root.join("snapshots")).unwrap();
+        } else {
+            assert!(
+                unpacked.is_some_and(|l| l.contains("unpacked 1 layer")),
+                "{log}"
+            );
+        }
+        listings.push(read(&fs_out.join("listing")));
+        layers.push(layer_tars(&root, &tag));
+        image_support::rootless::assert_store_clean(&root);
+    }
+    let listing = &listings[0];
+    for seen in [
+        "w/private 700 directory",
+        "w/data 644 regular file 12 34",
+        "w/sub/hard 644 regular file 0 0 5 2",
+        "w/sub/link 777 symbolic link",
+        "tmp/n 644",
+    ] {
+        assert!(listing.contains(seen), "{seen}: {listing}");
+    }
+    for absent in ["bin/yes ", "w/gone"] {
+        assert!(!listing.contains(absent), "{absent}: {listing}");
+    }
+    assert_eq!(listings[0], listings[1]);
+    assert_eq!(layers[0].len(), 3);
+    for (kept, unpacked) in layers[0].iter().zip(&layers[1]) {
+        assert_eq!(entry_summaries(kept), entry_summaries(unpacked));
+        assert_eq!(sha256(kept), sha256(unpacked));
+    }
+}
+
+/// Each entry of a layer tar as one line: name, type, mode, owner, mtime, size, link, and
+/// the digest of its content.
+fn entry_summaries(tar: &[u8]) -> Vec<String> {
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut body = Vec::new();
+            e.read_to_end(&mut body).unwrap();
+            format!(
+                "{} {} {:o} {}:{} {} {} {link} {}",
+                e.path().unwrap().display(),
+                h.entry_type().as_byte(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.mtime().unwrap(),
+                h.size().unwrap(),
+                sha256(&body)
+            )
+        })
+        .collect()
+}
+
 /// A loaded base of many gzip layers, one of them twice (the same COPY repeated) and one a
 /// whiteout of a lower file: each distinct layer is unpacked once (several at a time), and
 /// the RUN sees the stack as the image defines it.

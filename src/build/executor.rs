@@ -2799,14 +2799,60 @@ fn run_step(
     let mut record = if is_lazy_candidate(shared, &upper, &entries) {
         commit_lazy_layer(shared, line, options, &upper, entries)?
     } else {
-        write_layer(shared, line, options, None, |w| {
+        let keep_as_snapshot = state.run_follows
+            && !shared.dry_run
+            && outcome.root_mode == sandbox::RootMode::Overlay
+            && tree_is_whole_in_layer(&upper, &entries);
+        let record = write_layer(shared, line, options, None, |w| {
             write_tree_layer(&upper, &entries, sandbox::rootless_ids().as_ref(), w)
-        })?
+        })?;
+        if keep_as_snapshot {
+            keep_upper_as_snapshot(shared, line, &record.diff_id, &upper);
+        }
+        record
     };
     record.added = added;
     record.modified = modified;
     record.deleted = deleted;
     Ok(Some(record))
+}
+
+/// Whether every entry of a RUN's upper dir reaches its layer as it is, so the upper dir
+/// can serve as the layer's snapshot: only directories, regular files and symlinks with
+/// UTF-8 targets (the layer writer leaves out sockets, FIFOs and devices, and writes a
+/// symlink target as text).
+fn tree_is_whole_in_layer(upper: &std::path::Path, entries: &[TreeEntry]) -> bool {
+    entries.iter().all(|entry| match entry {
+        TreeEntry::Whiteout(_) | TreeEntry::Opaque(_) => true,
+        TreeEntry::Path(path) => {
+            let full = upper.join(path);
+            match fs::symlink_metadata(&full) {
+                Ok(md) if md.is_dir() || md.is_file() => true,
+                Ok(md) if md.file_type().is_symlink() => {
+                    fs::read_link(&full).is_ok_and(|target| target.to_str().is_some())
+                }
+                _ => false,
+            }
+        }
+    })
+}
+
+/// A RUN followed by another RUN in its stage: its upper dir becomes the layer's snapshot
+/// (`snapshots/<diff_id>`), renamed rather than unpacked again from the blob just written,
+/// as BuildKit's overlay snapshotter commits an upper dir. The upper dir holds what the
+/// layer holds, and what it holds besides is invisible in an overlay above the same lower
+/// layers: directories the overlay only copied up, whiteouts of files the RUN itself made,
+/// overlay's own xattrs, and sub-second mtimes the tar rounds. Failing to keep it is no
+/// error: the next RUN unpacks the layer as before.
+fn keep_upper_as_snapshot(
+    shared: &Shared<'_>,
+    line: usize,
+    diff_id: &str,
+    upper: &std::path::Path,
+) {
+    let _ = ensure_snapshot(shared, diff_id, line, |tmp| {
+        fs::rename(upper, tmp).map_err(|e| io_error(upper, e))
+    });
 }
 
 /// Smallest RUN layer kept lazily (as its upper dir, see `crate::image::LazyLayer`) rather
