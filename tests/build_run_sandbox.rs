@@ -1352,23 +1352,24 @@ fn snapshot_made_by_the_copy_equals_the_unpacked_layer() {
         return;
     }
     // Store `tapped`: the COPY is followed by a RUN in its stage, so the COPY writes the
-    // snapshot itself and the RUN unpacks nothing. Store `unpacked`: the same COPY in a stage
-    // without a RUN, then a RUN in a child stage, which unpacks the layer blob.
+    // snapshot itself and the RUN unpacks nothing. Store `child`: the RUN is in a stage built
+    // from the COPY's, which taps the same way. Store `unpacked`: the COPY's image is built
+    // on its own, then a RUN on it, which unpacks the layer blob.
     let dir = tempfile::tempdir().unwrap();
+    let copy = "FROM bb:1\nCOPY --chown=12:34 files/ /data/\n";
+    let look = "RUN ls -lR /data > /listing\n";
     let dockerfiles = [
+        ("tapped", None, format!("{copy}{look}")),
         (
-            "tapped",
-            "FROM bb:1\nCOPY --chown=12:34 files/ /data/\nRUN ls -lR /data > /listing\n",
+            "child",
+            None,
+            format!("{}FROM c\n{look}", copy.replace("bb:1", "bb:1 AS c")),
         ),
-        (
-            "unpacked",
-            "FROM bb:1 AS c\nCOPY --chown=12:34 files/ /data/\n\
-             FROM c\nRUN ls -lR /data > /listing\n",
-        ),
+        ("unpacked", Some(copy), format!("FROM c:1\n{look}")),
     ];
     let mut listings = Vec::new();
     let mut snapshot_trees = Vec::new();
-    for (name, dockerfile) in dockerfiles {
+    for (name, first, dockerfile) in dockerfiles {
         let sub = dir.path().join(name);
         fs::create_dir_all(&sub).unwrap();
         let root = store_with_busybox(&sub);
@@ -1376,16 +1377,25 @@ fn snapshot_made_by_the_copy_equals_the_unpacked_layer() {
         let warm = context(&sub, "warm", "FROM bb:1\nRUN true\n");
         let out = build(&root, &warm, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let ctx = context(&sub, "ctx", dockerfile);
+        if let Some(first) = first {
+            let ctx = context(&sub, "first", first);
+            varied_files(&ctx);
+            let out = build(&root, &ctx, &["-t", "c:1"]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let ctx = context(&sub, "ctx", &dockerfile);
         varied_files(&ctx);
         let (fs_out, log) = build_out(&root, &ctx, &["-t", "s:1"]);
         let unpacked_line = log.lines().find(|l| l.contains("unpacked"));
-        if name == "tapped" {
-            assert_eq!(unpacked_line, None, "the RUN unpacked a layer:\n{log}");
-        } else {
+        if name == "unpacked" {
             assert!(
                 unpacked_line.is_some_and(|l| l.contains("unpacked 1 layer")),
                 "{log}"
+            );
+        } else {
+            assert_eq!(
+                unpacked_line, None,
+                "{name}: the RUN unpacked a layer:\n{log}"
             );
         }
         listings.push(read(&fs_out.join("listing")));
@@ -1394,8 +1404,10 @@ fn snapshot_made_by_the_copy_equals_the_unpacked_layer() {
         snapshot_trees.push(tree_listing(&root.join("snapshots").join(hex)));
     }
     assert!(!snapshot_trees[0].is_empty());
-    assert_eq!(snapshot_trees[0], snapshot_trees[1]);
-    assert_eq!(listings[0], listings[1]);
+    for i in 1..3 {
+        assert_eq!(snapshot_trees[0], snapshot_trees[i]);
+        assert_eq!(listings[0], listings[i]);
+    }
 }
 
 #[test]
@@ -1407,12 +1419,14 @@ fn a_snapshot_from_another_boot_is_unpacked_again() {
     // whose marker names another boot is never used; the layer is unpacked again.
     let dir = tempfile::tempdir().unwrap();
     let root = store_with_busybox(dir.path());
-    let ctx = context(
-        dir.path(),
-        "ctx",
-        "FROM bb:1 AS c\nCOPY msg.txt /msg.txt\nFROM c\nRUN cat /msg.txt > /seen\n",
+    // The COPY's image on its own: no RUN follows it, so its layer is not tapped.
+    let first = context(dir.path(), "first", "FROM bb:1\nCOPY msg.txt /msg.txt\n");
+    fs::write(first.join("msg.txt"), "the message\n").unwrap();
+    kiln_ok(
+        &root,
+        &["build", "-q", "-t", "c:1", first.to_str().unwrap()],
     );
-    fs::write(ctx.join("msg.txt"), "the message\n").unwrap();
+    let ctx = context(dir.path(), "ctx", "FROM c:1\nRUN cat /msg.txt > /seen\n");
     let (_, log) = build_out(&root, &ctx, &[]);
     assert!(log.contains("unpacked 2 layer(s)"), "{log}");
     // Simulate a power cut that lost the file's data and a reboot.
@@ -1458,21 +1472,42 @@ fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
         return;
     }
     // Build `kept`: the second RUN stacks on the first one's upper dir, renamed into the
-    // snapshots. Build `unpacked`, in the same store with the snapshots removed: the first
-    // RUN ends its stage, so the second RUN, in a child stage, unpacks the first one's layer
-    // blob. Both RUNs see and make the same.
+    // snapshots. Build `child`: the same across two stages. Build `unpacked`: the first RUN's
+    // image is built on its own, then the second RUN on it, which unpacks the first one's
+    // layer blob. Snapshots are removed before each; every second RUN sees and makes the
+    // same.
     let dir = tempfile::tempdir().unwrap();
     let root = store_with_busybox(dir.path());
     let builds = [
         ("kept", format!("FROM bb:1\n{RUN_MAKES}{RUN_LOOKS}")),
         (
-            "unpacked",
+            "child",
             format!("FROM bb:1 AS c\n{RUN_MAKES}FROM c\n{RUN_LOOKS}"),
         ),
+        ("unpacked", format!("FROM c:1\n{RUN_LOOKS}")),
     ];
     let mut listings = Vec::new();
     let mut layers = Vec::new();
     for (name, dockerfile) in builds {
+        let _ = fs::remove_dir_all(root.join("snapshots"));
+        if name == "unpacked" {
+            // The first RUN's image on its own: nothing follows it.
+            let first = context(dir.path(), "first", &format!("FROM bb:1\n{RUN_MAKES}"));
+            kiln_ok(
+                &root,
+                &[
+                    "build",
+                    "-q",
+                    "--no-cache",
+                    "-t",
+                    "c:1",
+                    first.to_str().unwrap(),
+                ],
+            );
+            let made = fs::read_dir(root.join("snapshots")).unwrap().count();
+            // The base's snapshot and its marker only.
+            assert_eq!(made, 2, "a RUN with nothing after it kept a snapshot");
+        }
         let ctx = context(dir.path(), name, &dockerfile);
         let tag = format!("{name}:1");
         let (fs_out, log) = build_out(&root, &ctx, &["--no-cache", "-t", &tag]);
@@ -1484,13 +1519,15 @@ fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
             .lines()
             .take_while(|l| !l.contains(" DONE "))
             .find(|l| l.contains("unpacked"));
-        if name == "kept" {
-            assert_eq!(unpacked, None, "the second RUN unpacked a layer:\n{log}");
-            fs::remove_dir_all(root.join("snapshots")).unwrap();
-        } else {
+        if name == "unpacked" {
             assert!(
                 unpacked.is_some_and(|l| l.contains("unpacked 1 layer")),
                 "{log}"
+            );
+        } else {
+            assert_eq!(
+                unpacked, None,
+                "{name}: the second RUN unpacked a layer:\n{log}"
             );
         }
         listings.push(read(&fs_out.join("listing")));
@@ -1510,11 +1547,13 @@ fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
     for absent in ["bin/yes ", "w/gone"] {
         assert!(!listing.contains(absent), "{absent}: {listing}");
     }
-    assert_eq!(listings[0], listings[1]);
     assert_eq!(layers[0].len(), 3);
-    for (kept, unpacked) in layers[0].iter().zip(&layers[1]) {
-        assert_eq!(entry_summaries(kept), entry_summaries(unpacked));
-        assert_eq!(sha256(kept), sha256(unpacked));
+    for i in 1..3 {
+        assert_eq!(listings[0], listings[i]);
+        for (kept, other) in layers[0].iter().zip(&layers[i]) {
+            assert_eq!(entry_summaries(kept), entry_summaries(other));
+            assert_eq!(sha256(kept), sha256(other));
+        }
     }
 }
 

@@ -314,8 +314,9 @@ struct StageState {
     /// Planning only: the first step whose key cannot be known without
     /// running it (`ADD <url>`); every key after it is unknown too.
     unknown_since: Option<usize>,
-    /// A RUN comes later in this stage, so a COPY layer written now will be
-    /// needed as a snapshot: the COPY unpacks it while it writes it.
+    /// A RUN comes later in this stage or in a stage built from it, so a
+    /// layer written now will be needed as a snapshot: a COPY unpacks it
+    /// while it writes it, a RUN keeps its upper dir.
     run_follows: bool,
 }
 
@@ -958,6 +959,28 @@ impl Shared<'_> {
     }
 }
 
+fn is_run(shared: &Shared<'_>, instruction: usize) -> bool {
+    matches!(
+        shared.df.instructions[instruction].kind,
+        crate::syntax::InstructionKind::Run(_)
+    )
+}
+
+/// Whether a stage built `FROM` this one (or from such a stage, and so on) has a RUN: it
+/// then needs every layer of this stage as a snapshot. (A stage can only start from an
+/// earlier one.)
+fn a_child_stage_runs(shared: &Shared<'_>, index: usize) -> bool {
+    shared
+        .graph
+        .stages
+        .iter()
+        .filter(|child| child.base == crate::dag::Base::Stage(index) && child.index > index)
+        .any(|child| {
+            child.instructions.iter().any(|&i| is_run(shared, i))
+                || a_child_stage_runs(shared, child.index)
+        })
+}
+
 fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
     let stage = &shared.graph.stages[index];
     let from = &shared.df.instructions[stage.from];
@@ -1017,14 +1040,13 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
             )?;
         }
     }
+    let run_in_a_child = a_child_stage_runs(shared, index);
     for (pos, &i) in stage.instructions.iter().enumerate() {
         let instruction = &shared.df.instructions[i];
-        state.run_follows = stage.instructions[pos + 1..].iter().any(|&later| {
-            matches!(
-                shared.df.instructions[later].kind,
-                crate::syntax::InstructionKind::Run(_)
-            )
-        });
+        state.run_follows = run_in_a_child
+            || stage.instructions[pos + 1..]
+                .iter()
+                .any(|&later| is_run(shared, later));
         run_instruction(
             shared,
             index,
