@@ -1491,8 +1491,13 @@ fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
     for (name, dockerfile) in builds {
         let _ = fs::remove_dir_all(root.join("snapshots"));
         if name == "unpacked" {
-            // The first RUN's image on its own: nothing follows it.
-            let first = context(dir.path(), "first", &format!("FROM bb:1\n{RUN_MAKES}"));
+            // The first RUN's image on its own: nothing the build runs follows it (the stage
+            // with a RUN built from it is not part of the build).
+            let first = context(
+                dir.path(),
+                "first",
+                &format!("FROM bb:1 AS c\n{RUN_MAKES}FROM c AS unused\nRUN true\nFROM c\n"),
+            );
             kiln_ok(
                 &root,
                 &[

@@ -765,7 +765,7 @@ fn run_stages(shared: &Shared<'_>, needed: &BTreeSet<usize>) -> Result<(), Build
                 let finished = finished_tx.clone();
                 scope.spawn(move || {
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_stage(shared, index)
+                        run_stage(shared, needed, index)
                     }))
                     .unwrap_or(Err(BuildError::Panicked));
                     // The receiver outlives every stage thread of this scope.
@@ -966,22 +966,30 @@ fn is_run(shared: &Shared<'_>, instruction: usize) -> bool {
     )
 }
 
-/// Whether a stage built `FROM` this one (or from such a stage, and so on) has a RUN: it
-/// then needs every layer of this stage as a snapshot. (A stage can only start from an
-/// earlier one.)
-fn a_child_stage_runs(shared: &Shared<'_>, index: usize) -> bool {
+/// Whether a stage of this build that starts `FROM` this one (or from such a stage, and
+/// so on) has a RUN: it then needs every layer of this stage as a snapshot. (A stage can
+/// only start from an earlier one.)
+fn a_child_stage_runs(shared: &Shared<'_>, needed: &BTreeSet<usize>, index: usize) -> bool {
     shared
         .graph
         .stages
         .iter()
-        .filter(|child| child.base == crate::dag::Base::Stage(index) && child.index > index)
+        .filter(|child| {
+            child.base == crate::dag::Base::Stage(index)
+                && child.index > index
+                && needed.contains(&child.index)
+        })
         .any(|child| {
             child.instructions.iter().any(|&i| is_run(shared, i))
-                || a_child_stage_runs(shared, child.index)
+                || a_child_stage_runs(shared, needed, child.index)
         })
 }
 
-fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
+fn run_stage(
+    shared: &Shared<'_>,
+    needed: &BTreeSet<usize>,
+    index: usize,
+) -> Result<(), BuildError> {
     let stage = &shared.graph.stages[index];
     let from = &shared.df.instructions[stage.from];
     let line = shared.line(from.span.start);
@@ -1040,7 +1048,7 @@ fn run_stage(shared: &Shared<'_>, index: usize) -> Result<(), BuildError> {
             )?;
         }
     }
-    let run_in_a_child = a_child_stage_runs(shared, index);
+    let run_in_a_child = a_child_stage_runs(shared, needed, index);
     for (pos, &i) in stage.instructions.iter().enumerate() {
         let instruction = &shared.df.instructions[i];
         state.run_follows = run_in_a_child
