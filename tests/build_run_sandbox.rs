@@ -1450,10 +1450,12 @@ fn a_snapshot_from_another_boot_is_unpacked_again() {
     assert_eq!(fs::read_dir(root.join("trash")).unwrap().count(), 0);
 }
 
-/// What a RUN makes: files, a hard link, symlinks, a private directory, an owner, an opaque
-/// directory, a deleted base file and a file made and deleted again, mtimes pinned.
+/// What a RUN makes: files, a hard link, symlinks, a named pipe, a private directory, an
+/// owner, an opaque directory, a deleted base file and a file made and deleted again, mtimes
+/// pinned.
 const RUN_MAKES: &str = "RUN mkdir -p /w/sub/empty /w/private && echo data > /w/data && \
     echo file > /w/file && ln /w/file /w/sub/hard && ln -s ../data /w/sub/link && \
+    mkfifo /w/pipe && chmod 640 /w/pipe && \
     ln -s data /w/link && chmod 700 /w/private && chown 12:34 /w/data && \
     rm -rf /tmp && mkdir /tmp && echo n > /tmp/n && rm /bin/yes && \
     echo gone > /w/gone && rm /w/gone && \
@@ -1545,6 +1547,7 @@ fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
         "w/data 644 regular file 12 34",
         "w/sub/hard 644 regular file 0 0 5 2",
         "w/sub/link 777 symbolic link",
+        "w/pipe 640 fifo 0 0 0 1",
         "tmp/n 644",
     ] {
         assert!(listing.contains(seen), "{seen}: {listing}");
@@ -1553,6 +1556,12 @@ fn a_run_followed_by_a_run_keeps_its_upper_dir_as_the_snapshot() {
         assert!(!listing.contains(absent), "{absent}: {listing}");
     }
     assert_eq!(layers[0].len(), 3);
+    // The named pipe is in the first RUN's layer (tar type 6), as Docker keeps it.
+    let made = entry_summaries(&layers[0][1]);
+    assert!(
+        made.iter().any(|e| e.starts_with("w/pipe 54 640 ")),
+        "{made:?}"
+    );
     for i in 1..3 {
         assert_eq!(listings[0], listings[i]);
         for (kept, other) in layers[0].iter().zip(&layers[i]) {

@@ -2848,16 +2848,17 @@ fn run_step(
 }
 
 /// Whether every entry of a RUN's upper dir reaches its layer as it is, so the upper dir
-/// can serve as the layer's snapshot: only directories, regular files and symlinks with
-/// UTF-8 targets (the layer writer leaves out sockets, FIFOs and devices, and writes a
-/// symlink target as text).
+/// can serve as the layer's snapshot: only directories, regular files, named pipes and
+/// symlinks with UTF-8 targets (the layer writer leaves out sockets and devices, and writes
+/// a symlink target as text).
 fn tree_is_whole_in_layer(upper: &std::path::Path, entries: &[TreeEntry]) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
     entries.iter().all(|entry| match entry {
         TreeEntry::Whiteout(_) | TreeEntry::Opaque(_) => true,
         TreeEntry::Path(path) => {
             let full = upper.join(path);
             match fs::symlink_metadata(&full) {
-                Ok(md) if md.is_dir() || md.is_file() => true,
+                Ok(md) if md.is_dir() || md.is_file() || md.file_type().is_fifo() => true,
                 Ok(md) if md.file_type().is_symlink() => {
                     fs::read_link(&full).is_ok_and(|target| target.to_str().is_some())
                 }
@@ -3598,7 +3599,7 @@ fn count_changes(changes: &[super::layer::Change], below: &PathSet) -> (u64, u64
     for change in changes {
         match change.kind {
             K::Dir => {}
-            K::File | K::Symlink | K::Hardlink => match below.get(&change.path) {
+            K::File | K::Symlink | K::Hardlink | K::Fifo => match below.get(&change.path) {
                 Some(PathKind::Other) => modified += 1,
                 // Replacing a directory by a file still shows as one file.
                 Some(PathKind::Dir) | None => added += 1,

@@ -142,6 +142,8 @@ pub enum ChangeKind {
     Dir,
     Symlink,
     Hardlink,
+    /// A named pipe (FIFO).
+    Fifo,
     /// A `.wh.` whiteout: the path is deleted.
     Deleted,
     /// A `.wh..wh..opq` marker: the directory's lower contents are hidden.
@@ -345,6 +347,19 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
         Ok(())
     }
 
+    /// Appends a named pipe (FIFO): no content, only its metadata.
+    ///
+    /// # Errors
+    /// Invalid or unsorted path, or a sink error.
+    pub fn append_fifo(&mut self, path: &str, meta: &EntryMeta) -> Result<(), LayerError> {
+        self.check_order(path)?;
+        let meta = self.normalise(meta, self.options.file_mode, self.options.chmod, false);
+        let written = self.header(path, b'6', &meta, 0, "");
+        self.poison_on_error(written)?;
+        self.record(path, ChangeKind::Fifo, 0);
+        Ok(())
+    }
+
     /// Appends a hard link to `target`, a path earlier in this layer.
     ///
     /// # Errors
@@ -458,6 +473,8 @@ impl<W: Write + Send + 'static> LayerWriter<W> {
             ChangeKind::Dir => s.dirs += 1,
             ChangeKind::Symlink => s.symlinks += 1,
             ChangeKind::Hardlink => s.hardlinks += 1,
+            // A named pipe is a file without content, as `explain` counts it.
+            ChangeKind::Fifo => s.files += 1,
             ChangeKind::Deleted => s.deleted += 1,
             ChangeKind::OpaqueDir => s.opaque_dirs += 1,
         }
@@ -1085,8 +1102,10 @@ impl TreeEntry {
 /// of the tree at `root` into a layer, each path with its own metadata.
 /// Files sharing an inode become one regular file (the first path in layer
 /// order) and hard links to it, so a link always points at an entry earlier
-/// in the same layer (catalogue L4); sockets, fifos and devices are left out
-/// (Docker drops them from layers too). Extended attributes are those
+/// in the same layer (catalogue L4); named pipes are kept, as Docker and
+/// containerd keep them; sockets are left out (tar cannot hold them), and so
+/// are devices, which a RUN cannot make in its user namespace anyway.
+/// Extended attributes are those
 /// [`crate::sandbox::keeps_xattr`] keeps.
 ///
 /// # Errors
@@ -1115,7 +1134,7 @@ fn append_tree_path<W: Write + Send + 'static>(
     rootless: Option<&crate::sandbox::RootlessIds>,
     links: &mut BTreeMap<(u64, u64), String>,
 ) -> Result<(), LayerError> {
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
     let full = root.join(path);
     let read_error = |source| LayerError::Read {
         path: path.to_owned(),
@@ -1154,6 +1173,8 @@ fn append_tree_path<W: Write + Send + 'static>(
             .open(&full)
             .map_err(read_error)?;
         w.append_file(path, &meta, md.len(), &mut file)
+    } else if kind.is_fifo() {
+        w.append_fifo(path, &meta)
     } else {
         Ok(())
     }
