@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use oci_spec::image::{Descriptor, MediaType};
+use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use super::cache::{
@@ -2410,8 +2411,8 @@ fn sandbox_error(line: usize, source: SandboxError) -> BuildError {
 /// is unpacked again ([`crate::image::Store::snapshot_is_current`]).
 ///
 /// Layers are independent trees (whiteouts stay overlay whiteouts until the
-/// overlay stacks them), so the missing ones are unpacked at once, one thread
-/// per core: decompression and file creation of one layer overlap with the
+/// overlay stacks them), so the missing ones are unpacked at once, one per
+/// core: decompression and file creation of one layer overlap with the
 /// other's. A layer the image holds twice (two empty layers) is unpacked once.
 /// Returns the directories and how many layers were unpacked.
 fn snapshots(
@@ -2427,57 +2428,31 @@ fn snapshots(
         fs::create_dir_all(&empty).map_err(|e| io_error(&empty, e))?;
         return Ok((vec![empty], 0));
     }
-    let mut distinct: Vec<&LayerRef> = Vec::new();
-    for layer in &state.layers {
-        if !distinct.iter().any(|d| d.diff_id == layer.diff_id) {
-            distinct.push(layer);
-        }
-    }
+    let mut seen = BTreeSet::new();
+    let distinct: Vec<&LayerRef> = state
+        .layers
+        .iter()
+        .filter(|layer| seen.insert(layer.diff_id.as_str()))
+        .collect();
     let unpacked = AtomicUsize::new(0);
-    let make = |layer: &LayerRef| {
-        ensure_snapshot(shared, &layer.diff_id, line, |tmp| {
-            unpacked.fetch_add(1, Ordering::Relaxed);
-            rootfs::open_layer(shared.store, &layer.descriptor)
-                .map_err(|source| BuildError::Rootfs {
-                    line,
-                    source: Box::new(source),
-                })
-                .and_then(|reader| {
-                    sandbox::unpack_layer(reader, tmp).map_err(|e| sandbox_error(line, e))
-                })
-                .map(drop)
-        })
-    };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(distinct.len());
-    let made: Vec<Result<PathBuf, BuildError>> = if workers <= 1 {
-        distinct.iter().map(|layer| make(layer)).collect()
-    } else {
-        let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Result<PathBuf, BuildError>>>> =
-            distinct.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(layer) = distinct.get(i) else { break };
-                    let result = make(layer);
-                    *slots[i]
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|slot| {
-                slot.into_inner()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .expect("every layer was taken by a worker")
+    // rayon's pool, as COPY hashing and prune use it: one layer per core, results in order.
+    let made: Vec<Result<PathBuf, BuildError>> = distinct
+        .par_iter()
+        .map(|layer| {
+            ensure_snapshot(shared, &layer.diff_id, line, |tmp| {
+                unpacked.fetch_add(1, Ordering::Relaxed);
+                rootfs::open_layer(shared.store, &layer.descriptor)
+                    .map_err(|source| BuildError::Rootfs {
+                        line,
+                        source: Box::new(source),
+                    })
+                    .and_then(|reader| {
+                        sandbox::unpack_layer(reader, tmp).map_err(|e| sandbox_error(line, e))
+                    })
+                    .map(drop)
             })
-            .collect()
-    };
+        })
+        .collect();
     // The lowest layer's error is the one reported.
     let mut by_diff_id = BTreeMap::new();
     for (layer, result) in distinct.iter().zip(made) {
@@ -2829,13 +2804,16 @@ fn run_step(
     let mut record = if is_lazy_candidate(shared, &upper, &entries) {
         commit_lazy_layer(shared, line, options, &upper, entries)?
     } else {
-        let keep_as_snapshot = state.run_follows
-            && !shared.dry_run
-            && outcome.root_mode == sandbox::RootMode::Overlay
-            && tree_is_whole_in_layer(&upper, &entries);
+        let mut whole = false;
         let record = write_layer(shared, line, options, None, |w| {
-            write_tree_layer(&upper, &entries, sandbox::rootless_ids().as_ref(), w)
+            whole = write_tree_layer(&upper, &entries, sandbox::rootless_ids().as_ref(), w)?;
+            Ok(())
         })?;
+        // The upper dir can stand for the layer only if the layer holds all of it.
+        let keep_as_snapshot = whole
+            && state.run_follows
+            && !shared.dry_run
+            && outcome.root_mode == sandbox::RootMode::Overlay;
         if keep_as_snapshot {
             keep_upper_as_snapshot(shared, line, &record.diff_id, &upper);
         }
@@ -2847,28 +2825,7 @@ fn run_step(
     Ok(Some(record))
 }
 
-/// Whether every entry of a RUN's upper dir reaches its layer as it is, so the upper dir
-/// can serve as the layer's snapshot: only directories, regular files, named pipes and
-/// symlinks with UTF-8 targets (the layer writer leaves out sockets and devices, and writes
-/// a symlink target as text).
-fn tree_is_whole_in_layer(upper: &std::path::Path, entries: &[TreeEntry]) -> bool {
-    use std::os::unix::fs::FileTypeExt as _;
-    entries.iter().all(|entry| match entry {
-        TreeEntry::Whiteout(_) | TreeEntry::Opaque(_) => true,
-        TreeEntry::Path(path) => {
-            let full = upper.join(path);
-            match fs::symlink_metadata(&full) {
-                Ok(md) if md.is_dir() || md.is_file() || md.file_type().is_fifo() => true,
-                Ok(md) if md.file_type().is_symlink() => {
-                    fs::read_link(&full).is_ok_and(|target| target.to_str().is_some())
-                }
-                _ => false,
-            }
-        }
-    })
-}
-
-/// A RUN followed by another RUN in its stage: its upper dir becomes the layer's snapshot
+/// A RUN whose layer a later RUN will stack on: its upper dir becomes the layer's snapshot
 /// (`snapshots/<diff_id>`), renamed rather than unpacked again from the blob just written,
 /// as BuildKit's overlay snapshotter commits an upper dir. The upper dir holds what the
 /// layer holds, and what it holds besides is invisible in an overlay above the same lower
@@ -2938,7 +2895,7 @@ fn commit_lazy_layer(
         let flush = scope.spawn(|| crate::image::sync_tree_files(upper, &entries));
         let mut writer = LayerWriter::new(std::io::sink(), Compression::None, options);
         let hashed = write_tree_layer(upper, &entries, rootless.as_ref(), &mut writer)
-            .and_then(|()| writer.finish())
+            .and_then(|_whole| writer.finish())
             .map_err(layer_error);
         let flushed = flush.join().unwrap_or_else(|_| {
             Err(StoreError::io(

@@ -1108,6 +1108,10 @@ impl TreeEntry {
 /// Extended attributes are those
 /// [`crate::sandbox::keeps_xattr`] keeps.
 ///
+/// Returns whether the layer holds every entry as the tree has it: false once
+/// one was left out (a socket, a device) or written differently (a symlink
+/// target that is not UTF-8).
+///
 /// # Errors
 /// An entry that cannot be read or changed while being read, or a layer error.
 pub fn write_tree_layer<W: Write + Send + 'static>(
@@ -1115,25 +1119,29 @@ pub fn write_tree_layer<W: Write + Send + 'static>(
     entries: &[TreeEntry],
     rootless: Option<&crate::sandbox::RootlessIds>,
     writer: &mut LayerWriter<W>,
-) -> Result<(), LayerError> {
+) -> Result<bool, LayerError> {
     let mut links = BTreeMap::new();
+    let mut whole = true;
     for entry in entries {
         match entry {
             TreeEntry::Whiteout(path) => writer.append_whiteout(path)?,
             TreeEntry::Opaque(dir) => writer.append_opaque(dir)?,
-            TreeEntry::Path(path) => append_tree_path(writer, root, path, rootless, &mut links)?,
+            TreeEntry::Path(path) => {
+                whole &= append_tree_path(writer, root, path, rootless, &mut links)?;
+            }
         }
     }
-    Ok(())
+    Ok(whole)
 }
 
+/// Appends the entry for `path`; returns whether it went in as the tree has it.
 fn append_tree_path<W: Write + Send + 'static>(
     w: &mut LayerWriter<W>,
     root: &std::path::Path,
     path: &str,
     rootless: Option<&crate::sandbox::RootlessIds>,
     links: &mut BTreeMap<(u64, u64), String>,
-) -> Result<(), LayerError> {
+) -> Result<bool, LayerError> {
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
     let full = root.join(path);
     let read_error = |source| LayerError::Read {
@@ -1154,14 +1162,17 @@ fn append_tree_path<W: Write + Send + 'static>(
         w.set_next_xattrs(crate::sandbox::layer_xattrs(&full).map_err(read_error)?);
     }
     if kind.is_dir() {
-        w.append_dir(path, &meta)
+        w.append_dir(path, &meta)?;
     } else if kind.is_symlink() {
         let target = std::fs::read_link(&full).map_err(read_error)?;
-        w.append_symlink(path, &meta, &target.to_string_lossy())
+        let text = target.to_string_lossy();
+        w.append_symlink(path, &meta, &text)?;
+        return Ok(matches!(text, std::borrow::Cow::Borrowed(_)));
     } else if kind.is_file() {
         if md.nlink() > 1 {
             if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                return w.append_hardlink(path, &meta, first);
+                w.append_hardlink(path, &meta, first)?;
+                return Ok(true);
             }
             links.insert((md.dev(), md.ino()), path.to_owned());
         }
@@ -1172,12 +1183,14 @@ fn append_tree_path<W: Write + Send + 'static>(
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&full)
             .map_err(read_error)?;
-        w.append_file(path, &meta, md.len(), &mut file)
+        w.append_file(path, &meta, md.len(), &mut file)?;
     } else if kind.is_fifo() {
-        w.append_fifo(path, &meta)
+        w.append_fifo(path, &meta)?;
     } else {
-        Ok(())
+        // Sockets and devices are left out.
+        return Ok(false);
     }
+    Ok(true)
 }
 
 #[cfg(test)]

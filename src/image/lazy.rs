@@ -181,7 +181,7 @@ impl Store {
                 layer.rootless_ids.as_ref(),
                 &mut writer,
             )
-            .and_then(|()| writer.finish())
+            .and_then(|_whole| writer.finish())
             .map(|(_, info)| (info.digest, info.size));
             let _ = tx.send(Chunk::End(end));
         });
