@@ -9,6 +9,7 @@ mod image_support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -26,31 +27,45 @@ fn entry<'a>(
         .unwrap_or_else(|| panic!("no entry {path} in {:?}", entries.keys()))
 }
 
-/// The user with subordinate ids, or why the test `test` is skipped.
-fn subordinate_ids_user(test: &str) -> Option<User> {
-    let user = match User::with_subordinate_ids() {
-        Ok(user) => user,
+/// `user` when the test `test` can run as it here; otherwise says why it is skipped.
+fn runnable(test: &str, user: Result<User, String>) -> Option<User> {
+    match user.and_then(|user| skip_reason(user).map_or(Ok(user), Err)) {
+        Ok(user) => Some(user),
         Err(why) => {
             eprintln!("skipped: {test}: {why}");
-            return None;
+            None
         }
-    };
-    if let Some(why) = skip_reason(user) {
-        eprintln!("skipped: {test}: {why}");
-        return None;
     }
-    Some(user)
+}
+
+/// uid 65534, or why the test `test` is skipped.
+fn nobody(test: &str) -> Option<User> {
+    runnable(test, Ok(User::NOBODY))
+}
+
+/// The user with subordinate ids, or why the test `test` is skipped.
+fn subordinate_ids_user(test: &str) -> Option<User> {
+    runnable(test, User::with_subordinate_ids())
+}
+
+/// Hands everything under `dir` to `user`, then builds `ctx` as `user` with no network and
+/// `extra` arguments; fails the test unless the build succeeds.
+fn build_as(user: User, dir: &Path, root: &Path, ctx: &Path, extra: &[&str]) {
+    user.chown(dir);
+    let mut args = vec!["build", "--network=none"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let out = user.kiln(root, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// A RUN makes a file and a directory mode 000 and a 0700 directory: kiln reads them into the
 /// layer (from outside its namespace it could not even list them) and deletes the upper dir.
 #[test]
 fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
-    let user = User::NOBODY;
-    if let Some(why) = skip_reason(user) {
-        eprintln!("skipped: rootless_run_layer_keeps_files_the_builder_could_not_read: {why}");
+    let Some(user) = nobody("rootless_run_layer_keeps_files_the_builder_could_not_read") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     let app = context(
@@ -62,18 +77,7 @@ fn rootless_run_layer_keeps_files_the_builder_could_not_read() {
              && mkdir /private && echo mine > /private/f && chmod 0600 /private/f && chmod 0700 /private\n\
          RUN ls -ld /closed /private > /seen\n",
     );
-    user.chown(dir.path());
-    let out = user.kiln(
-        &root,
-        &[
-            "build",
-            "--network=none",
-            "-t",
-            "app:1",
-            app.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    build_as(user, dir.path(), &root, &app, &["-t", "app:1"]);
 
     let layers = layer_tars(&root, "app:1");
     let run = layer_entries(&layers[1]);
@@ -119,18 +123,7 @@ fn rootless_build_with_subordinate_ids_keeps_every_owner() {
          USER 1000:1000\n\
          RUN echo mine > /home/u/f && chmod 0600 /home/u/f && id -u > /home/u/uid\n",
     );
-    user.chown(dir.path());
-    let out = user.kiln(
-        &root,
-        &[
-            "build",
-            "--network=none",
-            "-t",
-            "app:1",
-            app.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    build_as(user, dir.path(), &root, &app, &["-t", "app:1"]);
 
     let layers = layer_tars(&root, "app:1");
     let base_copy = layer_entries(&layers[1]);
@@ -165,11 +158,9 @@ fn rootless_build_with_subordinate_ids_keeps_every_owner() {
 /// tmp/ nor running.
 #[test]
 fn sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up() {
-    let user = User::NOBODY;
-    if let Some(why) = skip_reason(user) {
-        eprintln!("skipped: sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up: {why}");
+    let Some(user) = nobody("sigterm_to_a_rootless_kiln_stops_the_build_and_cleans_up") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = store(dir.path(), user, "FROM scratch\nCOPY rootfs/ /\n", |_| {});
     let app = context(
@@ -250,12 +241,7 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
     fs::create_dir(&fake).unwrap();
     for tool in ["newuidmap", "newgidmap"] {
         fs::write(fake.join(tool), "#!/bin/sh\necho refused >&2\nexit 1\n").unwrap();
-        let status = Command::new("chmod")
-            .arg("755")
-            .arg(fake.join(tool))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        fs::set_permissions(fake.join(tool), fs::Permissions::from_mode(0o755)).unwrap();
     }
     let app = context(
         dir.path(),
@@ -306,11 +292,9 @@ fn a_refused_subordinate_range_falls_back_to_the_users_own_id() {
 #[test]
 fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
     let test = "ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up";
-    let user = User::NOBODY;
-    if let Some(why) = skip_reason(user) {
-        eprintln!("skipped: {test}: {why}");
+    let Some(user) = nobody(test) else {
         return;
-    }
+    };
     if !have("script") {
         eprintln!("skipped: {test}: no script(1)");
         return;
@@ -388,11 +372,9 @@ fn ctrl_c_on_the_terminal_stops_a_rootless_build_and_cleans_up() {
 #[test]
 fn rootless_run_is_confined_like_a_root_run() {
     let test = "rootless_run_is_confined_like_a_root_run";
-    let user = User::NOBODY;
-    if let Some(why) = skip_reason(user) {
-        eprintln!("skipped: {test}: {why}");
+    let Some(user) = nobody(test) else {
         return;
-    }
+    };
     let marker = tempfile::Builder::new()
         .prefix("kiln-host-marker-")
         .tempfile_in("/tmp")
@@ -418,20 +400,9 @@ fn rootless_run_is_confined_like_a_root_run() {
               && (ls /tmp/{marker_name} 2>/dev/null && echo seen || echo unseen) > /out/marker\n"
         ),
     );
-    user.chown(dir.path());
     let dest = dir.path().join("out");
     let output = format!("type=local,dest={}", dest.display());
-    let out = user.kiln(
-        &root,
-        &[
-            "build",
-            "--network=none",
-            "-o",
-            &output,
-            app.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    build_as(user, dir.path(), &root, &app, &["-o", &output]);
     let read = |name: &str| fs::read_to_string(dest.join("out").join(name)).unwrap();
     let status: std::collections::HashMap<String, String> = read("status")
         .lines()
